@@ -1,0 +1,13 @@
+"""Errors that the command-line tools report as one line and exit code 2."""
+
+
+class MechgrokError(Exception):
+    """Bad input: reported to the user as one line, never as a traceback."""
+
+
+class ConfigError(MechgrokError):
+    """A configuration that cannot describe a valid run."""
+
+
+class RunFileError(MechgrokError):
+    """A run file that is missing, unreadable, foreign, or holds a different run."""

@@ -1,0 +1,305 @@
+"""The training loop shared by every arm (baseline, dream, control).
+
+One step, at ``step`` = 1 .. budget:
+
+1. a regular optimiser step on the batch (full batch by default); its forward
+   pass refreshes the surprise memory;
+2. at replay-event steps (every ``dream_every``, within ``dream_start`` ..
+   ``dream_stop``), in every arm: evaluate, checkpoint ``before``, and then
+   - ``dream``: ``dream_steps`` extra optimiser steps on the k examples chosen
+     by :func:`mechgrok.replay.select_failures`,
+   - ``control``: as many extra steps on k uniformly random training examples,
+   - ``baseline``: nothing;
+   evaluate again, checkpoint ``end``, append a row to ``/events``;
+3. every ``eval_every`` steps: a row of ``/metrics``; time-to-grok is the first
+   evaluated step with test accuracy >= ``grok_threshold``;
+4. checkpoints (periodic, memorised, grok, final) and the resume state.
+
+The run stops at the budget, ``stop_after_grok`` steps after grokking, or
+when the training loss stops being finite (status ``diverged``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+import subprocess
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__, runstore
+from .config import RunConfig
+from .errors import MechgrokError
+from .data import encode, split_indices
+from .model import build_model, evaluate, last_logits, load_weights, named_parameters, per_example_loss, \
+    weight_norm, weights
+from .replay import SurpriseMemory, select_failures, select_uniform
+
+
+def train(cfg: RunConfig, path: str | Path, *, resume: bool = False, overwrite: bool = False,
+          device: str = "cpu", threads: int | None = None, progress=None) -> dict:
+    """Train one run into the run file ``path`` and return its summary attributes.
+
+    ``resume`` continues an unfinished run of the same config from its newest
+    resume state; ``overwrite`` replaces whatever run ``path`` holds. A finished
+    run of the same config is left as it is. ``progress`` is called as
+    ``progress(step, budget, row)`` after every step (``row`` is the metrics
+    row at evaluation steps, else None).
+    """
+    plan = runstore.prepare(path, cfg, resume=resume, overwrite=overwrite)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MechgrokError(f"device {device!r} asked for, but torch sees no CUDA device")
+    if plan != "done":
+        if threads:
+            torch.set_num_threads(threads)
+        run = _Run(cfg, Path(path), dev)
+        run.restore() if plan == "resume" else run.create()
+        run.fit(progress)
+    return runstore.read_attrs(path)
+
+
+def seed_for(seed: int, stream: str) -> int:
+    """An independent 63-bit seed for each random stream of a run."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:8], "little") >> 1
+
+
+def run_metadata(device: torch.device) -> dict:
+    def git_commit() -> str:
+        try:
+            out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                 text=True, timeout=5)
+            return out.stdout.strip() if out.returncode == 0 else "unknown"
+        except (OSError, subprocess.SubprocessError):
+            return "unknown"
+
+    return {
+        "mechgrok_version": __version__,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "transformer_lens_version": metadata.version("transformer-lens"),
+        "h5py_version": metadata.version("h5py"),
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+class _Run:
+    def __init__(self, cfg: RunConfig, path: Path, device: torch.device):
+        self.cfg, self.path, self.device = cfg, path, device
+        self.train_idx, self.test_idx = split_indices(cfg)
+        to = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+        x, y = encode(self.train_idx, cfg.p)
+        self.x_train, self.y_train = to(x), to(y)
+        x, y = encode(self.test_idx, cfg.p)
+        self.x_test, self.y_test = to(x), to(y)
+        self.n_train = len(self.train_idx)
+        self.model = build_model(cfg, device)
+        self.params = named_parameters(self.model)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                     betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+        self.memory = SurpriseMemory(self.n_train, cfg.p)
+        self.gen = {name: torch.Generator().manual_seed(seed_for(cfg.seed, name)) for name in ("batch", "replay")}
+        self.step, self.updates = 0, 0
+        self.passes = dict.fromkeys(runstore.PASS_COUNTERS, 0)
+        self.grok_step = self.memorised_step = None
+        self.wall_before = 0.0  # wall time spent by earlier processes of this run
+        self.pending: list[tuple] = []
+        self._eval_cache = None
+
+    # ---- set-up -------------------------------------------------------------
+    def create(self) -> None:
+        runstore.create(self.path, self.cfg, run_metadata(self.device), self.train_idx, self.test_idx)
+        self.t0 = time.perf_counter()
+        self._record_metrics()
+        self.pending.append(("ckpt", 0, "end", ["init"], weights(self.model), None))
+        self._flush(resume_state=True)
+
+    def restore(self) -> None:
+        step, arrays, info = runstore.read_resume(self.path)
+        load_weights(self.model, {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+        if info["optimizer_started"]:
+            sd = self.opt.state_dict()
+            sd["state"] = {
+                i: {"step": torch.tensor(float(arrays[f"optimizer/{name}/step"]))} | {
+                    key: torch.as_tensor(arrays[f"optimizer/{name}/{key}"]).to(self.device)
+                    for key in ("exp_avg", "exp_avg_sq")}
+                for i, name in enumerate(self.params)}
+            self.opt.load_state_dict(sd)
+        for name, g in self.gen.items():
+            g.set_state(torch.as_tensor(arrays[f"rng/{name}"]))
+        self.memory.load_state({k: arrays[f"memory/{k}"] for k in ("surprise", "failed", "seen_step")})
+        self.step, self.updates = step, info["updates"]
+        self.passes = info["passes"]
+        self.grok_step, self.memorised_step = info["grok_step"], info["memorised_step"]
+        self.wall_before = info["wall_time_s"]
+        with runstore.RunWriter(self.path) as w:
+            w.truncate_after(step)
+            w.set_attrs(status="running", last_step=step, device=str(self.device), threads=torch.get_num_threads(),
+                        resumed_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        self.t0 = time.perf_counter()
+
+    # ---- the loop -------------------------------------------------------------
+    def fit(self, progress=None) -> None:
+        cfg = self.cfg
+        status = "running"
+        while status == "running" and self.step < cfg.steps:
+            self.step += 1
+            step = self.step
+            batch = None if cfg.batch_size is None else \
+                torch.randperm(self.n_train, generator=self.gen["batch"])[: cfg.batch_size]
+            self._optimise(batch, extra=False)
+            if cfg.is_event_step(step):
+                self._replay_event(step)
+            final = step == cfg.steps or (
+                self.grok_step is not None and cfg.stop_after_grok > 0 and step >= self.grok_step + cfg.stop_after_grok)
+            reasons, row = [], None
+            if step % cfg.eval_every == 0 or final:
+                row = self._record_metrics()
+                if not math.isfinite(row["train_loss"]):
+                    status = "diverged"
+                if self.memorised_step is None and row["train_acc"] >= cfg.memorised_threshold:
+                    self.memorised_step = step
+                    reasons.append("memorised")
+                if self.grok_step is None and row["test_acc"] >= cfg.grok_threshold:
+                    self.grok_step = step
+                    reasons.append("grok")
+            if step % cfg.checkpoint_every == 0:
+                reasons.append("periodic")
+            if final or status != "running":
+                status = "diverged" if status == "diverged" else "complete"
+                reasons.append("final")
+            if reasons:
+                self.pending.append(("ckpt", step, "end", reasons, weights(self.model), None))
+            self._flush(resume_state=bool(reasons) and status == "running", status=status)
+            if progress is not None:
+                progress(step, cfg.steps, row)
+
+    def _optimise(self, positions: torch.Tensor | None, extra: bool) -> None:
+        """One optimiser step on the training examples at ``positions`` (None = all)."""
+        if positions is None:
+            x, y, positions = self.x_train, self.y_train, torch.arange(self.n_train)
+        else:
+            dev = positions.to(self.device)
+            x, y = self.x_train[dev], self.y_train[dev]
+        logits = last_logits(self.model, x)
+        losses = per_example_loss(logits, y)
+        self.opt.zero_grad(set_to_none=True)
+        losses.mean().backward()
+        self.opt.step()
+        self.updates += 1
+        self.memory.update(positions, losses, logits.argmax(-1) != y, self.step)
+        kind = "extra" if extra else "regular"
+        self.passes[f"fwd_{kind}"] += len(y)
+        self.passes[f"bwd_{kind}"] += len(y)
+
+    def _replay_event(self, step: int) -> None:
+        cfg = self.cfg
+        number = cfg.event_number(step)
+        keep = cfg.keeps_event_checkpoint(number)
+        before = self._evaluate()
+        memory_mean, memory_failures = float(self.memory.surprise.mean()), int(self.memory.failed.sum())
+        if keep:
+            self.pending.append(("ckpt", step, "before", ["event"], weights(self.model), None))
+        k = cfg.dream_k
+        if cfg.arm == "baseline":
+            chosen, selected_mean = None, math.nan
+            loss_before = loss_after = np.full(k, np.nan)
+        else:
+            if cfg.arm == "dream":
+                chosen = select_failures(self.memory, k, cfg.dream_selection, cfg.dream_alpha, self.gen["replay"])
+            else:
+                chosen = select_uniform(self.n_train, k, self.gen["replay"])
+            selected_mean = float(self.memory.surprise[chosen].mean())
+            loss_before = self._example_losses(chosen)
+            for _ in range(cfg.dream_steps):
+                self._optimise(chosen, extra=True)
+            loss_after = self._example_losses(chosen)
+        after = self._evaluate()
+        if keep:
+            link = runstore.checkpoint_name(step, "before") if chosen is None else None
+            self.pending.append(("ckpt", step, "end", ["event"], None if link else weights(self.model), link))
+        self.pending.append(("event", {
+            "step": step, "event": number, "extra_steps": 0 if chosen is None else cfg.dream_steps,
+            "checkpointed": int(keep),
+            **{f"{name}_before": v for name, v in zip(("train_loss", "train_acc", "test_loss", "test_acc"), before)},
+            **{f"{name}_after": v for name, v in zip(("train_loss", "train_acc", "test_loss", "test_acc"), after)},
+            "memory_surprise_mean": memory_mean, "memory_failures": memory_failures,
+            "selected_surprise_mean": selected_mean,
+            "indices": np.full(k, -1) if chosen is None else self.train_idx[chosen.numpy()],
+            "loss_before": loss_before, "loss_after": loss_after,
+        }))
+
+    # ---- measurement ------------------------------------------------------------
+    def _evaluate(self) -> tuple[float, float, float, float]:
+        """Train loss, train accuracy, test loss, test accuracy (cached per weights)."""
+        if self._eval_cache is None or self._eval_cache[0] != self.updates:
+            train = evaluate(self.model, self.x_train, self.y_train)
+            test = evaluate(self.model, self.x_test, self.y_test)
+            self.passes["fwd_eval"] += self.n_train + len(self.y_test)
+            self._eval_cache = (self.updates, (*train, *test))
+        return self._eval_cache[1]
+
+    @torch.no_grad()
+    def _example_losses(self, positions: torch.Tensor) -> np.ndarray:
+        dev = positions.to(self.device)
+        logits = last_logits(self.model, self.x_train[dev])
+        self.passes["fwd_eval"] += len(positions)
+        return per_example_loss(logits.double(), self.y_train[dev]).cpu().numpy()
+
+    def _record_metrics(self) -> dict:
+        tl, ta, vl, va = self._evaluate()
+        row = {"step": self.step, "train_loss": tl, "train_acc": ta, "test_loss": vl, "test_acc": va,
+               "weight_norm": weight_norm(self.model), "wall_time_s": self._wall(), **self.passes}
+        self.pending.append(("metrics", row))
+        return row
+
+    def _wall(self) -> float:
+        return self.wall_before + time.perf_counter() - self.t0
+
+    # ---- writing ----------------------------------------------------------------
+    def _flush(self, resume_state: bool, status: str = "running") -> None:
+        if not self.pending and not resume_state and status == "running":
+            return
+        with runstore.RunWriter(self.path) as w:
+            for item in self.pending:
+                if item[0] == "ckpt":
+                    w.write_checkpoint(*item[1:])
+                elif item[0] == "event":
+                    w.append_event(item[1])
+                else:
+                    w.append_metrics(item[1])
+            self.pending = []
+            if resume_state:
+                w.write_resume(self.step, *self._resume_state())
+            grokked = self.grok_step is not None
+            w.set_attrs(last_step=self.step, grokked=grokked, grok_step=self.grok_step if grokked else -1,
+                        memorised_step=-1 if self.memorised_step is None else self.memorised_step,
+                        time_to_grok=self.grok_step if grokked else self.step, wall_time_s=self._wall(),
+                        **{f"passes_{k}": v for k, v in self.passes.items()})
+            if status != "running":
+                for slot in list(w.f["resume"]):
+                    del w.f["resume"][slot]
+            w.set_attrs(status=status)
+
+    def _resume_state(self) -> tuple[dict, dict]:
+        arrays = {f"model/{k}": v for k, v in weights(self.model).items()}
+        for name, param in self.params.items():
+            for key, value in self.opt.state.get(param, {}).items():
+                arrays[f"optimizer/{name}/{key}"] = value.detach().cpu().numpy()
+        arrays.update({f"rng/{name}": g.get_state().numpy() for name, g in self.gen.items()})
+        arrays.update({f"memory/{k}": v.numpy() for k, v in self.memory.state().items()})
+        info = {"updates": self.updates, "passes": self.passes, "grok_step": self.grok_step,
+                "memorised_step": self.memorised_step, "wall_time_s": self._wall(),
+                "optimizer_started": bool(self.opt.state)}
+        return arrays, info

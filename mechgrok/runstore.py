@@ -1,0 +1,325 @@
+"""The run file: one HDF5 file per run, written once by training, read by analyses.
+
+The schema is documented in ``docs/run-file.md``; keep the two in step.
+Everything in a run file is a plain array, a string or a number: nothing is
+pickled, and nothing is ever loaded with pickle.
+
+Crash safety: the file is opened for a batch of writes and closed again, and
+every checkpoint group and resume slot gets ``complete = True`` as its last
+write. A process killed at any point leaves earlier groups readable; incomplete
+ones are ignored by readers and removed by ``--resume``.
+
+Only h5py and numpy are imported here, so the command line can check a run
+file (and fail with one clear line) before it imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .config import RunConfig, from_json
+from .errors import ConfigError, RunFileError
+
+FORMAT = "mechgrok-run"
+SCHEMA_VERSION = 1
+
+# Example-pass counters: one unit is one example through a forward (or backward) pass.
+PASS_COUNTERS = ("fwd_regular", "bwd_regular", "fwd_extra", "bwd_extra", "fwd_eval")
+
+METRIC_COLUMNS = {
+    "step": np.int64,
+    "train_loss": np.float64,
+    "train_acc": np.float64,
+    "test_loss": np.float64,
+    "test_acc": np.float64,
+    "weight_norm": np.float64,
+    "wall_time_s": np.float64,
+    **{c: np.int64 for c in PASS_COUNTERS},
+}
+
+# Per-event scalar columns; the per-example columns below have dream_k entries a row.
+EVENT_COLUMNS = {
+    "step": np.int64,
+    "event": np.int64,
+    "extra_steps": np.int64,
+    "checkpointed": np.int8,
+    "train_loss_before": np.float64,
+    "train_loss_after": np.float64,
+    "train_acc_before": np.float64,
+    "train_acc_after": np.float64,
+    "test_loss_before": np.float64,
+    "test_loss_after": np.float64,
+    "test_acc_before": np.float64,
+    "test_acc_after": np.float64,
+    "memory_surprise_mean": np.float64,
+    "memory_failures": np.int64,
+    "selected_surprise_mean": np.float64,
+}
+EVENT_EXAMPLE_COLUMNS = {"indices": np.int64, "loss_before": np.float64, "loss_after": np.float64}
+
+
+def checkpoint_name(step: int, phase: str) -> str:
+    """``0000400_before`` (before the replay at step 400) or ``0000400_end`` (end of step 400)."""
+    return f"{step:07d}_{phase}"
+
+
+def _open(path: Path, mode: str) -> h5py.File:
+    try:
+        return h5py.File(path, mode)
+    except (OSError, ValueError) as exc:
+        raise RunFileError(f"{path}: not a readable HDF5 run file ({_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _read_config_attr(f: h5py.File, path: Path) -> RunConfig:
+    if f.attrs.get("format") != FORMAT:
+        raise RunFileError(f"{path}: not a mechgrok run file (no format='{FORMAT}' attribute)")
+    version = int(f.attrs.get("schema_version", -1))
+    if version != SCHEMA_VERSION:
+        raise RunFileError(f"{path}: run-file schema version {version}, this mechgrok reads {SCHEMA_VERSION}")
+    try:
+        return from_json(f.attrs["config"])
+    except (KeyError, ConfigError) as exc:
+        raise RunFileError(f"{path}: run file has no valid config ({exc})") from None
+
+
+def read_config(path: str | os.PathLike) -> RunConfig:
+    """The config a run file was trained with; RunFileError if it is not a run file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"{path}: no such run file")
+    with _open(path, "r") as f:
+        return _read_config_attr(f, path)
+
+
+def read_attrs(path: str | os.PathLike) -> dict:
+    """The file's top-level attributes as plain Python values (validated run file)."""
+    path = Path(path)
+    read_config(path)
+    with _open(path, "r") as f:
+        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+
+
+def prepare(path: str | os.PathLike, cfg: RunConfig, *, resume: bool, overwrite: bool) -> str:
+    """Decide what training does with ``path``; touches nothing on disk.
+
+    Returns ``"new"`` (create the file, replacing an existing run only with
+    ``overwrite``), ``"resume"`` (continue from the newest resume state) or
+    ``"done"`` (the same run is already finished). Raises RunFileError for
+    anything else: a directory, an unreadable or foreign file, a different run.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise RunFileError(f"{path}: exists and is not a file")
+    if not path.exists():
+        return "new"
+    with _open(path, "r") as f:
+        stored = _read_config_attr(f, path)
+        status = f.attrs.get("status")
+        has_resume = _newest_resume_slot(f) is not None
+    if overwrite:
+        return "new"
+    if stored != cfg:
+        raise RunFileError(
+            f"{path}: holds a different run (config {stored.config_hash()}, asked for {cfg.config_hash()}); "
+            "choose another --out or pass --overwrite to replace it")
+    if status in ("complete", "diverged"):
+        return "done"
+    if not resume:
+        raise RunFileError(f"{path}: holds an unfinished run of this config; pass --resume to continue it "
+                           "or --overwrite to start again")
+    return "resume" if has_resume else "new"
+
+
+def create(path: str | os.PathLike, cfg: RunConfig, meta: dict, train_idx: np.ndarray, test_idx: np.ndarray) -> None:
+    """Write a new run file (metadata, split, empty tables), atomically replacing ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["config"] = cfg.to_json()
+        f.attrs["config_hash"] = cfg.config_hash()
+        f.attrs["variant"] = cfg.variant()
+        for key, value in meta.items():
+            f.attrs[key] = value if isinstance(value, (bool, int, float)) else str(value)
+        f.attrs["status"] = "running"
+        f.attrs["grokked"] = False
+        f.attrs["grok_step"] = -1
+        f.attrs["memorised_step"] = -1
+        f.attrs["time_to_grok"] = -1
+        f.attrs["last_step"] = 0
+        split = f.create_group("split")
+        split.attrs["p"] = cfg.p
+        split.create_dataset("train_idx", data=np.asarray(train_idx, dtype=np.int64))
+        split.create_dataset("test_idx", data=np.asarray(test_idx, dtype=np.int64))
+        metrics = f.create_group("metrics")
+        for name, dtype in METRIC_COLUMNS.items():
+            metrics.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(256,))
+        events = f.create_group("events")
+        events.attrs["k"] = cfg.dream_k
+        for name, dtype in EVENT_COLUMNS.items():
+            events.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(64,))
+        for name, dtype in EVENT_EXAMPLE_COLUMNS.items():
+            events.create_dataset(name, shape=(0, cfg.dream_k), maxshape=(None, cfg.dream_k), dtype=dtype,
+                                  chunks=(8, cfg.dream_k))
+        f.create_group("checkpoints")
+        f.create_group("resume")
+    os.replace(tmp, path)
+
+
+class RunWriter:
+    """Open a run file for one batch of writes: ``with RunWriter(path) as w: ...``."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __enter__(self) -> "RunWriter":
+        self.f = _open(self.path, "r+")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
+
+    # ---- tables ---------------------------------------------------------------
+    def _append(self, group: str, row: dict) -> None:
+        g = self.f[group]
+        if set(g.keys()) != set(row):
+            raise ValueError(f"row for /{group} has columns {sorted(row)}, the table {sorted(g.keys())}")
+        n = g["step"].shape[0]
+        for name, value in row.items():
+            ds = g[name]
+            ds.resize(n + 1, axis=0)
+            ds[n] = value
+
+    def append_metrics(self, row: dict) -> None:
+        self._append("metrics", row)
+
+    def append_event(self, row: dict) -> None:
+        self._append("events", row)
+
+    # ---- checkpoints ----------------------------------------------------------
+    def write_checkpoint(self, step: int, phase: str, reasons: list[str], arrays: dict[str, np.ndarray] | None,
+                         link_to: str | None = None) -> str:
+        """Write weights as one dataset per state_dict key, or add ``reasons`` to an existing group.
+
+        With ``link_to`` the datasets are hard links to another checkpoint's
+        (same weights, no extra storage), as for the baseline's ``end`` at an
+        event step, which equals its ``before``.
+        """
+        name = checkpoint_name(step, phase)
+        ckpts = self.f["checkpoints"]
+        if name in ckpts and ckpts[name].attrs.get("complete", False):
+            g = ckpts[name]
+            g.attrs["reasons"] = json.dumps(sorted(set(json.loads(g.attrs["reasons"])) | set(reasons)))
+            return name
+        if name in ckpts:
+            del ckpts[name]
+        g = ckpts.create_group(name)
+        g.attrs["step"] = step
+        g.attrs["phase"] = phase
+        g.attrs["reasons"] = json.dumps(sorted(set(reasons)))
+        if link_to is not None:
+            src = ckpts[link_to]
+            for key in src:
+                g[key] = src[key]
+        else:
+            for key, value in arrays.items():
+                g.create_dataset(key, data=value)
+        g.attrs["complete"] = True
+        return name
+
+    # ---- resume state ---------------------------------------------------------
+    def write_resume(self, step: int, arrays: dict[str, np.ndarray], info: dict) -> None:
+        """Store the resume state of the end of ``step`` in the older of two slots."""
+        res = self.f["resume"]
+        newest = _newest_resume_slot(self.f)
+        slot = "slot1" if newest == "slot0" else "slot0"
+        g = res.require_group(slot)
+        g.attrs["complete"] = False
+        for key, value in arrays.items():
+            value = np.asarray(value)
+            if key in g and g[key].shape == value.shape and g[key].dtype == value.dtype:
+                g[key][...] = value
+            else:
+                if key in g:
+                    del g[key]
+                g.create_dataset(key, data=value)
+        g.attrs["step"] = step
+        g.attrs["info"] = json.dumps(info)
+        g.attrs["complete"] = True
+
+    def truncate_after(self, step: int) -> None:
+        """Forget everything recorded after ``step`` and every incomplete group."""
+        for group in ("metrics", "events"):
+            g = self.f[group]
+            keep = int(np.searchsorted(g["step"][...], step, side="right"))
+            for ds in g.values():
+                ds.resize(keep, axis=0)
+        ckpts = self.f["checkpoints"]
+        for name in list(ckpts):
+            g = ckpts[name]
+            if not g.attrs.get("complete", False) or int(g.attrs["step"]) > step:
+                del ckpts[name]
+
+    def set_attrs(self, **attrs) -> None:
+        for key, value in attrs.items():
+            self.f.attrs[key] = value
+
+
+def _newest_resume_slot(f: h5py.File) -> str | None:
+    best, best_step = None, -1
+    for name, g in f.get("resume", {}).items():
+        if g.attrs.get("complete", False) and int(g.attrs["step"]) > best_step:
+            best, best_step = name, int(g.attrs["step"])
+    return best
+
+
+def read_resume(path: str | os.PathLike) -> tuple[int, dict[str, np.ndarray], dict]:
+    """The newest complete resume state: (step, arrays by path, info)."""
+    path = Path(path)
+    with _open(path, "r") as f:
+        slot = _newest_resume_slot(f)
+        if slot is None:
+            raise RunFileError(f"{path}: no complete resume state to continue from")
+        g = f["resume"][slot]
+        arrays = {}
+        g.visititems(lambda name, obj: arrays.__setitem__(name, obj[...]) if isinstance(obj, h5py.Dataset) else None)
+        return int(g.attrs["step"]), arrays, json.loads(g.attrs["info"])
+
+
+def read_table(path: str | os.PathLike, group: str) -> dict[str, np.ndarray]:
+    """All columns of ``/metrics`` or ``/events`` as arrays."""
+    with _open(Path(path), "r") as f:
+        return {name: ds[...] for name, ds in f[group].items()}
+
+
+def list_checkpoints(path: str | os.PathLike) -> list[dict]:
+    """Complete checkpoints in step order: name, step, phase, reasons."""
+    out = []
+    with _open(Path(path), "r") as f:
+        for name, g in f["checkpoints"].items():
+            if g.attrs.get("complete", False):
+                out.append({"name": name, "step": int(g.attrs["step"]), "phase": str(g.attrs["phase"]),
+                            "reasons": json.loads(g.attrs["reasons"])})
+    return sorted(out, key=lambda c: (c["step"], c["phase"] != "before"))
+
+
+def read_checkpoint(path: str | os.PathLike, name: str) -> dict[str, np.ndarray]:
+    """Weights of one complete checkpoint, by state_dict key."""
+    path = Path(path)
+    with _open(path, "r") as f:
+        g = f["checkpoints"].get(name)
+        if g is None or not g.attrs.get("complete", False):
+            raise RunFileError(f"{path}: no complete checkpoint {name!r}")
+        return {key: ds[...] for key, ds in g.items()}

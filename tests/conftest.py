@@ -1,0 +1,52 @@
+"""Shared small, real configurations: p = 13, a few hundred steps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mechgrok.config import make_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A tiny hard-regime reading: 6 of 13 first operands in train (78 pairs), replay every 100 steps.
+TINY = dict(p=13, train_end=6, steps=300, eval_every=50, checkpoint_every=100, dream_every=100, dream_k=20)
+# A tiny reading that groks within a few hundred steps (random split, strong weight decay). Grokking at
+# p = 13 depends on the seed; seed 42 groks at step 450 (a test fixture, not a result).
+GROKS = dict(p=13, train_end=6, split="random", train_fraction=0.8, lr=3e-3, weight_decay=1.0, steps=1000,
+             eval_every=50, checkpoint_every=200, dream_every=100, dream_k=20, stop_after_grok=100)
+
+
+def tiny(arm="baseline", seed=0, **kw):
+    return make_config("hard", arm, seed, **{**TINY, **kw})
+
+
+def groks(arm="baseline", seed=42, **kw):
+    return make_config("hard", arm, seed, **{**GROKS, **kw})
+
+
+def run_cli(*args, timeout=300):
+    """Run ``python -m mechgrok.train ARGS`` and return the completed process."""
+    return subprocess.run([sys.executable, "-m", "mechgrok.train", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+TINY_FLAGS = ["--regime", "hard", "--p", 13, "--train-end", 6, "--steps", 300, "--eval-every", 50,
+              "--checkpoint-every", 100, "--dream-every", 100, "--dream-k", 20, "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def arm_runs(tmp_path_factory):
+    """The three arms of one seed of the tiny config, trained once for the session."""
+    from mechgrok.loop import train
+
+    out = tmp_path_factory.mktemp("arms")
+    paths = {}
+    for arm in ("baseline", "dream", "control"):
+        paths[arm] = out / f"{arm}.h5"
+        train(tiny(arm), paths[arm])
+    return paths

@@ -1,0 +1,43 @@
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from conftest import tiny
+from mechgrok.data import encode, split_indices
+from mechgrok.model import build_model, evaluate, last_logits, load_weights, named_parameters, weights
+
+
+def test_model_is_a_seeded_hooked_transformer():
+    cfg = tiny(seed=3)
+    a, b, c = build_model(cfg), build_model(cfg), build_model(tiny(seed=4))
+    wa, wb, wc = weights(a), weights(b), weights(c)
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+    assert not np.array_equal(wa["embed.weight"], wc["embed.weight"])
+    assert wa["embed.weight"].shape == (14, 128) and wa["unembed.weight"].shape == (13, 128)
+    tokens = torch.as_tensor(encode(np.arange(5), 13)[0])
+    logits, cache = a.run_with_cache(tokens)
+    for hook in ("hook_embed", "blocks.0.hook_resid_post", "blocks.1.mlp.hook_post", "blocks.0.attn.hook_pattern"):
+        assert hook in cache
+    assert cache["blocks.1.mlp.hook_post"].shape == (5, 3, 512)
+    assert a.W_E.shape == (14, 128)
+
+
+def test_named_parameters_cover_every_trainable_tensor():
+    model = build_model(tiny())
+    named = named_parameters(model)
+    assert len(named) == len(list(model.parameters()))
+    assert "unembed.bias" not in named  # a fixed zero buffer, not trained
+    assert set(named) | {"unembed.bias"} == set(model.state_dict())
+
+
+def test_weights_round_trip_and_last_position_loss():
+    cfg = tiny()
+    src, dst = build_model(cfg), build_model(tiny(seed=9))
+    load_weights(dst, weights(src))
+    train, _ = split_indices(cfg)
+    x, y = (torch.as_tensor(t) for t in encode(train, cfg.p))
+    assert torch.equal(last_logits(src, x), last_logits(dst, x))
+    loss, acc = evaluate(src, x, y, batch=7)  # batched evaluation equals the whole-set computation
+    full = last_logits(src, x)
+    assert abs(loss - F.cross_entropy(full.double(), y).item()) < 1e-12
+    assert acc == (full.argmax(-1) == y).double().mean().item()

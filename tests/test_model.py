@@ -37,7 +37,8 @@ def test_weights_round_trip_and_last_position_loss():
     train, _ = split_indices(cfg)
     x, y = (torch.as_tensor(t) for t in encode(train, cfg.p))
     assert torch.equal(last_logits(src, x), last_logits(dst, x))
-    loss, acc = evaluate(src, x, y, batch=7)  # batched evaluation equals the whole-set computation
-    full = last_logits(src, x)
-    assert abs(loss - F.cross_entropy(full.double(), y).item()) < 1e-12
+    loss, acc = evaluate(src, x, y, batch=7)  # batched evaluation covers the whole set once
+    full = last_logits(src, x).detach()
+    # float32 logits differ in the last bits between batch shapes, hence the tolerance
+    assert abs(loss - F.cross_entropy(full.double(), y).item()) < 1e-6
     assert acc == (full.argmax(-1) == y).double().mean().item()

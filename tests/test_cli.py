@@ -1,0 +1,105 @@
+"""The command line: bad input is one line and exit code 2, and nothing on disk changes."""
+
+import hashlib
+import shutil
+import time
+
+import h5py
+import pytest
+
+from conftest import TINY_FLAGS, run_cli
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _refused(proc, fragment):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("python -m mechgrok.train: error:") and fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def finished(arm_runs, tmp_path):
+    """A copy of a finished tiny baseline run (seed 0)."""
+    path = tmp_path / "run.h5"
+    shutil.copy(arm_runs["baseline"], path)
+    return path
+
+
+def test_help_is_fast_and_imports_no_torch():
+    t = time.perf_counter()
+    proc = run_cli("--help")
+    assert proc.returncode == 0 and "--regime" in proc.stdout and "--dream-k" in proc.stdout
+    assert time.perf_counter() - t < 1.0
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--regime", "extreme"], "unknown regime"),
+    (["--regime", "hard", "--arm", "sleep"], "unknown arm"),
+    (["--regime", "hard", "--train-end", "0"], "train_end must be in 1..p-1"),
+    (["--regime", "hard", "--p", "13", "--train-end", "13"], "train_end must be in 1..p-1"),
+    (["--regime", "hard", "--p", "13", "--train-end", "6", "--dream-k", "79"], "exceeds the training set (78 pairs)"),
+    (["--regime", "hard", "--steps", "0"], "steps must be positive"),
+    (["--regime", "hard", "--dream-steps", "-2"], "dream_steps must be positive"),
+    (["--regime", "hard", "--split", "random", "--train-fraction", "1.5"], "train_fraction"),
+    (["--regime", "hard", "--steps", "ten"], "invalid int value"),
+    (["--regime", "hard", "--resume", "--overwrite"], "exclude each other"),
+])
+def test_bad_arguments_are_one_line(flags, fragment, tmp_path):
+    proc = run_cli(*flags, "--out", tmp_path)
+    _refused(proc, fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_different_run_is_not_overwritten(finished):
+    digest = _digest(finished)
+    for extra in ([], ["--resume"]):
+        proc = run_cli(*TINY_FLAGS, "--seed", 1, "--run-file", finished, *extra)
+        _refused(proc, "holds a different run")
+        assert _digest(finished) == digest
+
+
+def test_the_same_finished_run_is_left_alone(finished):
+    digest = _digest(finished)
+    proc = run_cli(*TINY_FLAGS, "--seed", 0, "--run-file", finished)
+    assert proc.returncode == 0 and "already finished" in proc.stdout
+    assert _digest(finished) == digest
+
+
+def test_an_unfinished_run_needs_resume_or_overwrite(finished):
+    with h5py.File(finished, "r+") as f:
+        f.attrs["status"] = "running"
+    digest = _digest(finished)
+    _refused(run_cli(*TINY_FLAGS, "--seed", 0, "--run-file", finished), "pass --resume")
+    assert _digest(finished) == digest
+
+
+def test_truncated_foreign_and_non_hdf5_files_are_refused(finished, tmp_path):
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(finished.read_bytes()[: finished.stat().st_size // 2])
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = [1, 2, 3]
+    text = tmp_path / "notes.h5"
+    text.write_text("not hdf5\n")
+    for path, fragment in ((truncated, "not a readable HDF5 run file"), (foreign, "not a mechgrok run file"),
+                           (text, "not a readable HDF5 run file")):
+        digest = _digest(path)
+        for extra in (["--resume"], ["--overwrite"]):
+            _refused(run_cli(*TINY_FLAGS, "--run-file", path, *extra), fragment)
+            assert _digest(path) == digest
+
+
+def test_a_directory_is_not_a_run_file(tmp_path):
+    _refused(run_cli(*TINY_FLAGS, "--run-file", tmp_path), "is not a file")
+
+
+def test_missing_cuda_is_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    _refused(run_cli(*TINY_FLAGS, "--out", tmp_path, "--device", "cuda"), "no CUDA device")

@@ -80,6 +80,9 @@ class RunConfig:
     d_mlp: int = 512
     act_fn: str = "relu"
     normalization: Optional[str] = None
+    # training and evaluation forward: last position only (mechgrok/fastpath.py) where the
+    # architecture allows (no layer norm); False = the full TransformerLens forward
+    fast_forward: bool = True
     # evaluation and stopping
     eval_every: int = 200
     grok_threshold: float = 0.95
@@ -264,5 +267,6 @@ def validate(cfg: RunConfig) -> RunConfig:
          f"d_model ({cfg.d_model}) must equal n_heads * d_head ({cfg.n_heads} * {cfg.d_head})")
     need(cfg.act_fn in ("relu", "gelu"), f"act_fn must be relu or gelu, got {cfg.act_fn!r}")
     need(cfg.normalization in NORMALIZATIONS, f"normalization must be None or 'LN', got {cfg.normalization!r}")
+    need(isinstance(cfg.fast_forward, bool), f"fast_forward must be true or false, got {cfg.fast_forward!r}")
     need(cfg.replay_optimizer == "shared", f"replay_optimizer must be 'shared', got {cfg.replay_optimizer!r}")
     return cfg

@@ -192,7 +192,7 @@ class _Run:
         else:
             dev = positions.to(self.device)
             x, y = self.x_train[dev], self.y_train[dev]
-        logits = last_logits(self.model, x)
+        logits = last_logits(self.model, x, self.cfg.fast_forward)
         losses = per_example_loss(logits, y)
         self.opt.zero_grad(set_to_none=True)
         losses.mean().backward()
@@ -244,8 +244,8 @@ class _Run:
     def _evaluate(self) -> tuple[float, float, float, float]:
         """Train loss, train accuracy, test loss, test accuracy (cached per weights)."""
         if self._eval_cache is None or self._eval_cache[0] != self.updates:
-            train = evaluate(self.model, self.x_train, self.y_train)
-            test = evaluate(self.model, self.x_test, self.y_test)
+            train = evaluate(self.model, self.x_train, self.y_train, fast=self.cfg.fast_forward)
+            test = evaluate(self.model, self.x_test, self.y_test, fast=self.cfg.fast_forward)
             self.passes["fwd_eval"] += self.n_train + len(self.y_test)
             self._eval_cache = (self.updates, (*train, *test))
         return self._eval_cache[1]
@@ -253,7 +253,7 @@ class _Run:
     @torch.no_grad()
     def _example_losses(self, positions: torch.Tensor) -> np.ndarray:
         dev = positions.to(self.device)
-        logits = last_logits(self.model, self.x_train[dev])
+        logits = last_logits(self.model, self.x_train[dev], self.cfg.fast_forward)
         self.passes["fwd_eval"] += len(positions)
         return per_example_loss(logits.double(), self.y_train[dev]).cpu().numpy()
 

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, field, typ, text in CONFIG_FLAGS:
         ap.add_argument(flag, dest=field, type=typ, help=text)
     ap.add_argument("--layer-norm", action="store_true", help="use LayerNorm (the default has none)")
+    ap.add_argument("--full-forward", action="store_true",
+                    help="train and evaluate through the full TransformerLens forward (default: last position only)")
     ap.add_argument("--keep-all-checkpoints", action="store_true",
                     help="keep every replay event's checkpoints (default: first 20 events, then every 4th)")
     ap.add_argument("--resume", action="store_true", help="continue an unfinished run from its last resume state")
@@ -79,6 +81,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     overrides = {field: getattr(args, field) for _, field, _, _ in CONFIG_FLAGS if getattr(args, field) is not None}
     if args.layer_norm:
         overrides["normalization"] = "LN"
+    if args.full_forward:
+        overrides["fast_forward"] = False
     if args.keep_all_checkpoints:
         overrides["event_checkpoints_first"] = None
     return make_config(args.regime, args.arm, args.seed, **overrides)

@@ -15,17 +15,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # A tiny hard-regime reading: 6 of 13 first operands in train (78 pairs), replay every 100 steps.
 TINY = dict(p=13, train_end=6, steps=300, eval_every=50, checkpoint_every=100, dream_every=100, dream_k=20)
-# A tiny reading that groks within a few hundred steps (random split, strong weight decay). Grokking at
-# p = 13 depends on the seed; seed 42 groks at step 450 (a test fixture, not a result).
-GROKS = dict(p=13, train_end=6, split="random", train_fraction=0.8, lr=3e-3, weight_decay=1.0, steps=1000,
-             eval_every=50, checkpoint_every=200, dream_every=100, dream_k=20, stop_after_grok=100)
+# A tiny reading whose test accuracy rises fast (random split holding 90% of 169 pairs, strong weight
+# decay). Grokking at p = 13 is too seed- and rounding-dependent for a test fixture, so the threshold is
+# lowered to 0.7: the tests check the detection and early-stop logic, not how fast anything groks.
+GROKS = dict(p=13, train_end=6, split="random", train_fraction=0.9, lr=3e-3, weight_decay=1.0, steps=600,
+             eval_every=50, checkpoint_every=200, dream_every=100, dream_k=20, stop_after_grok=100,
+             grok_threshold=0.7)
 
 
 def tiny(arm="baseline", seed=0, **kw):
     return make_config("hard", arm, seed, **{**TINY, **kw})
 
 
-def groks(arm="baseline", seed=42, **kw):
+def groks(arm="baseline", seed=1, **kw):
     return make_config("hard", arm, seed, **{**GROKS, **kw})
 
 

@@ -112,6 +112,7 @@ class _Run:
         self.gen = {name: torch.Generator().manual_seed(seed_for(cfg.seed, name)) for name in ("batch", "replay")}
         self.step, self.updates = 0, 0
         self.passes = dict.fromkeys(runstore.PASS_COUNTERS, 0)
+        self.seconds = dict.fromkeys(runstore.TIMERS, 0.0)  # wall time by kind of work (CPU: exact)
         self.grok_step = self.memorised_step = None
         self.wall_before = 0.0  # wall time spent by earlier processes of this run
         self.pending: list[tuple] = []
@@ -141,6 +142,7 @@ class _Run:
         self.memory.load_state({k: arrays[f"memory/{k}"] for k in ("surprise", "failed", "seen_step")})
         self.step, self.updates = step, info["updates"]
         self.passes = info["passes"]
+        self.seconds = info["seconds"]
         self.grok_step, self.memorised_step = info["grok_step"], info["memorised_step"]
         self.wall_before = info["wall_time_s"]
         with runstore.RunWriter(self.path) as w:
@@ -187,6 +189,7 @@ class _Run:
 
     def _optimise(self, positions: torch.Tensor | None, extra: bool) -> None:
         """One optimiser step on the training examples at ``positions`` (None = all)."""
+        t = time.perf_counter()
         if positions is None:
             x, y, positions = self.x_train, self.y_train, torch.arange(self.n_train)
         else:
@@ -202,6 +205,7 @@ class _Run:
         kind = "extra" if extra else "regular"
         self.passes[f"fwd_{kind}"] += len(y)
         self.passes[f"bwd_{kind}"] += len(y)
+        self.seconds[kind] += time.perf_counter() - t
 
     def _replay_event(self, step: int) -> None:
         cfg = self.cfg
@@ -244,10 +248,12 @@ class _Run:
     def _evaluate(self) -> tuple[float, float, float, float]:
         """Train loss, train accuracy, test loss, test accuracy (cached per weights)."""
         if self._eval_cache is None or self._eval_cache[0] != self.updates:
+            t = time.perf_counter()
             train = evaluate(self.model, self.x_train, self.y_train, fast=self.cfg.fast_forward)
             test = evaluate(self.model, self.x_test, self.y_test, fast=self.cfg.fast_forward)
             self.passes["fwd_eval"] += self.n_train + len(self.y_test)
             self._eval_cache = (self.updates, (*train, *test))
+            self.seconds["eval"] += time.perf_counter() - t
         return self._eval_cache[1]
 
     @torch.no_grad()
@@ -271,6 +277,7 @@ class _Run:
     def _flush(self, resume_state: bool, status: str = "running") -> None:
         if not self.pending and not resume_state and status == "running":
             return
+        t = time.perf_counter()
         with runstore.RunWriter(self.path) as w:
             for item in self.pending:
                 if item[0] == "ckpt":
@@ -286,11 +293,13 @@ class _Run:
             w.set_attrs(last_step=self.step, grokked=grokked, grok_step=self.grok_step if grokked else -1,
                         memorised_step=-1 if self.memorised_step is None else self.memorised_step,
                         time_to_grok=self.grok_step if grokked else self.step, wall_time_s=self._wall(),
-                        **{f"passes_{k}": v for k, v in self.passes.items()})
+                        **{f"passes_{k}": v for k, v in self.passes.items()},
+                        **{f"seconds_{k}": v for k, v in self.seconds.items()})
             if status != "running":
                 for slot in list(w.f["resume"]):
                     del w.f["resume"][slot]
             w.set_attrs(status=status)
+        self.seconds["write"] += time.perf_counter() - t
 
     def _resume_state(self) -> tuple[dict, dict]:
         arrays = {f"model/{k}": v for k, v in weights(self.model).items()}
@@ -299,7 +308,7 @@ class _Run:
                 arrays[f"optimizer/{name}/{key}"] = value.detach().cpu().numpy()
         arrays.update({f"rng/{name}": g.get_state().numpy() for name, g in self.gen.items()})
         arrays.update({f"memory/{k}": v.numpy() for k, v in self.memory.state().items()})
-        info = {"updates": self.updates, "passes": self.passes, "grok_step": self.grok_step,
+        info = {"updates": self.updates, "passes": self.passes, "seconds": self.seconds, "grok_step": self.grok_step,
                 "memorised_step": self.memorised_step, "wall_time_s": self._wall(),
                 "optimizer_started": bool(self.opt.state)}
         return arrays, info

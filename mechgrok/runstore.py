@@ -30,6 +30,8 @@ SCHEMA_VERSION = 1
 
 # Example-pass counters: one unit is one example through a forward (or backward) pass.
 PASS_COUNTERS = ("fwd_regular", "bwd_regular", "fwd_extra", "bwd_extra", "fwd_eval")
+# Wall time by kind of work: regular steps, replay extra steps, evaluation, file writes.
+TIMERS = ("regular", "extra", "eval", "write")
 
 METRIC_COLUMNS = {
     "step": np.int64,

@@ -43,6 +43,10 @@ def test_dream_and_control_are_compute_matched(arm_runs):
     for key in ("passes_fwd_regular", "passes_bwd_regular", "passes_fwd_extra", "passes_bwd_extra"):
         assert attrs["dream"][key] == attrs["control"][key]
     assert attrs["dream"]["passes_fwd_regular"] == cfg.steps * cfg.n_train
+    for a in attrs.values():  # the wall-time split by kind of work fits inside the run's wall time
+        parts = [a[f"seconds_{k}"] for k in runstore.TIMERS]
+        assert all(t >= 0 for t in parts) and a["seconds_regular"] > 0 and sum(parts) <= a["wall_time_s"]
+    assert attrs["baseline"]["seconds_extra"] == 0 < attrs["dream"]["seconds_extra"]
 
 
 def test_events_align_across_arms(arm_runs):

@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 TORCH   := torch==2.13.0
 
-.PHONY: setup demo test clean-venv
+.PHONY: setup demo test clean-venv pilot
 
 setup: $(STAMP)
 
@@ -26,3 +26,9 @@ test: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# ---- the replication (issue 7): long sweeps, resumable; run again to continue ----
+# Stage 1, pilot at the paper's settings: seed 42 plus two seeds, every regime; grokfast in hard.
+pilot: $(STAMP)
+	$(BIN)/python -m mechgrok.sweep --regimes hard --arms baseline dream control grokfast --seeds 42,0,1 --out runs --workers 1 & \
+	$(BIN)/python -m mechgrok.sweep --regimes easy medium --arms baseline dream control --seeds 42,0,1 --out runs --workers 1; wait

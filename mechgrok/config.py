@@ -20,7 +20,13 @@ from typing import Optional
 
 from .errors import ConfigError
 
-ARMS = ("baseline", "dream", "control")
+ARMS = ("baseline", "dream", "control", "grokfast", "dream-early", "dream-plateau")
+# Arms that replay failures chosen from the surprise memory, and the window in which each replays:
+# "all" events, only events before the model has memorised the training set (train accuracy >=
+# memorised_threshold at an evaluation), or only events from then on (the plateau).
+TARGETED_ARMS = {"dream": "all", "dream-early": "before-memorised", "dream-plateau": "after-memorised"}
+# Arms that take extra optimiser steps at replay events (control replays uniformly random examples).
+REPLAY_ARMS = (*TARGETED_ARMS, "control")
 SPLITS = ("operand", "both-operands", "random")
 DREAM_SELECTIONS = ("topk", "sampled")
 NORMALIZATIONS = (None, "LN")
@@ -48,6 +54,9 @@ OPEN_CHOICES = {
     "replay_optimizer": "not stated; consolidation steps use the same AdamW and its state",
     "weight_decay_scope": "not stated; AdamW decays every parameter",
     "token_layout": "not stated; [a, b, =] with '=' as token p, prediction at the last position",
+    "dream_timing": "'during a plateau, not early' is not defined; dream-early replays only before the first "
+                    "evaluation with train acc >= memorised_threshold, dream-plateau only from then on",
+    "grokfast": "positive control, Lee et al. 2024 Grokfast-EMA on regular steps: g <- g + lambda * EMA_alpha(g)",
 }
 
 
@@ -101,6 +110,9 @@ class RunConfig:
     dream_start: int = 0
     dream_stop: Optional[int] = None
     replay_optimizer: str = "shared"
+    # grokfast arm (Lee et al. 2024, "Grokfast"): EMA gradient filter of the regular steps
+    grokfast_alpha: float = 0.98
+    grokfast_lambda: float = 2.0
 
     # ---- derived quantities -------------------------------------------------
     @property
@@ -143,6 +155,13 @@ class RunConfig:
         first = max(self.dream_every, -(-self.dream_start // self.dream_every) * self.dream_every)
         last = step if self.dream_stop is None else min(step, self.dream_stop - 1)
         return 0 if last < first else (last - first) // self.dream_every + 1
+
+    def replays_at_event(self, memorised: bool) -> bool:
+        """Whether this arm takes extra steps at a replay event, given whether the
+        run has memorised its training set by then."""
+        window = TARGETED_ARMS.get(self.arm, "all" if self.arm == "control" else None)
+        return window == "all" or (window == "before-memorised" and not memorised) or \
+            (window == "after-memorised" and memorised)
 
     def keeps_event_checkpoint(self, number: int) -> bool:
         """Thinning rule: every one of the first N events, then every M-th."""
@@ -250,7 +269,7 @@ def validate(cfg: RunConfig) -> RunConfig:
          f"dream_k={cfg.dream_k} exceeds the training set ({cfg.n_train} pairs)")
     need(cfg.batch_size is None or (is_int(cfg.batch_size) and 1 <= cfg.batch_size <= cfg.n_train),
          f"batch_size must be None (full batch) or in 1..{cfg.n_train}, got {cfg.batch_size!r}")
-    for name in ("lr", "weight_decay", "eps", "dream_alpha", "beta1", "beta2",
+    for name in ("lr", "weight_decay", "eps", "dream_alpha", "beta1", "beta2", "grokfast_alpha", "grokfast_lambda",
                  "grok_threshold", "memorised_threshold"):
         v = getattr(cfg, name)
         need(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
@@ -259,6 +278,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     need(cfg.weight_decay >= 0, f"weight_decay must be >= 0, got {cfg.weight_decay}")
     need(cfg.eps > 0, f"eps must be positive, got {cfg.eps}")
     need(0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1, f"betas must be in [0, 1), got {cfg.beta1}, {cfg.beta2}")
+    need(0 <= cfg.grokfast_alpha < 1, f"grokfast_alpha must be in [0, 1), got {cfg.grokfast_alpha}")
+    need(cfg.grokfast_lambda >= 0, f"grokfast_lambda must be >= 0, got {cfg.grokfast_lambda}")
     need(cfg.dream_alpha >= 0, f"dream_alpha must be >= 0, got {cfg.dream_alpha}")
     need(0 < cfg.grok_threshold <= 1 and 0 < cfg.memorised_threshold <= 1, "accuracy thresholds must be in (0, 1]")
     need(cfg.dream_selection in DREAM_SELECTIONS,

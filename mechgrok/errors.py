@@ -11,3 +11,7 @@ class ConfigError(MechgrokError):
 
 class RunFileError(MechgrokError):
     """A run file that is missing, unreadable, foreign, or holds a different run."""
+
+
+class RunLockedError(RunFileError):
+    """A run file that another process is training right now."""

@@ -1,4 +1,4 @@
-"""The training loop shared by every arm (baseline, dream, control).
+"""The training loop shared by every arm (baseline, dream, control, grokfast, dream-early, dream-plateau).
 
 One step, at ``step`` = 1 .. budget:
 
@@ -9,7 +9,10 @@ One step, at ``step`` = 1 .. budget:
    - ``dream``: ``dream_steps`` extra optimiser steps on the k examples chosen
      by :func:`mechgrok.replay.select_failures`,
    - ``control``: as many extra steps on k uniformly random training examples,
-   - ``baseline``: nothing;
+   - ``dream-early`` / ``dream-plateau``: as ``dream``, but only before / from
+     the first evaluation with train accuracy >= ``memorised_threshold``,
+   - ``baseline`` and ``grokfast``: nothing (grokfast filters the gradients of
+     every regular step instead: :meth:`_Run._grokfast_filter`);
    evaluate again, checkpoint ``end``, append a row to ``/events``;
 3. every ``eval_every`` steps: a row of ``/metrics``; time-to-grok is the first
    evaluated step with test accuracy >= ``grok_threshold``;
@@ -34,7 +37,7 @@ import numpy as np
 import torch
 
 from . import __version__, runstore
-from .config import RunConfig
+from .config import TARGETED_ARMS, RunConfig
 from .errors import MechgrokError
 from .data import encode, split_indices
 from .model import build_model, evaluate, last_logits, load_weights, named_parameters, per_example_loss, \
@@ -46,22 +49,24 @@ def train(cfg: RunConfig, path: str | Path, *, resume: bool = False, overwrite: 
           device: str = "cpu", threads: int | None = None, progress=None) -> dict:
     """Train one run into the run file ``path`` and return its summary attributes.
 
-    ``resume`` continues an unfinished run of the same config from its newest
+    The run file is locked (``<path>.lock``) while training: a second process
+    asked to train it gets RunLockedError. ``resume`` continues an unfinished run of the same config from its newest
     resume state; ``overwrite`` replaces whatever run ``path`` holds. A finished
     run of the same config is left as it is. ``progress`` is called as
     ``progress(step, budget, row)`` after every step (``row`` is the metrics
     row at evaluation steps, else None).
     """
-    plan = runstore.prepare(path, cfg, resume=resume, overwrite=overwrite)
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise MechgrokError(f"device {device!r} asked for, but torch sees no CUDA device")
-    if plan != "done":
-        if threads:
-            torch.set_num_threads(threads)
-        run = _Run(cfg, Path(path), dev)
-        run.restore() if plan == "resume" else run.create()
-        run.fit(progress)
+    with runstore.training_lock(path):
+        plan = runstore.prepare(path, cfg, resume=resume, overwrite=overwrite)
+        if plan != "done":
+            if threads:
+                torch.set_num_threads(threads)
+            run = _Run(cfg, Path(path), dev)
+            run.restore() if plan == "resume" else run.create()
+            run.fit(progress)
     return runstore.read_attrs(path)
 
 
@@ -109,6 +114,7 @@ class _Run:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                      betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
         self.memory = SurpriseMemory(self.n_train, cfg.p)
+        self.grad_ema: dict[str, torch.Tensor] = {}  # grokfast arm only
         self.gen = {name: torch.Generator().manual_seed(seed_for(cfg.seed, name)) for name in ("batch", "replay")}
         self.step, self.updates = 0, 0
         self.passes = dict.fromkeys(runstore.PASS_COUNTERS, 0)
@@ -137,6 +143,8 @@ class _Run:
                     for key in ("exp_avg", "exp_avg_sq")}
                 for i, name in enumerate(self.params)}
             self.opt.load_state_dict(sd)
+        self.grad_ema = {k[len("grad_ema/"):]: torch.as_tensor(v).to(self.device)
+                         for k, v in arrays.items() if k.startswith("grad_ema/")}
         for name, g in self.gen.items():
             g.set_state(torch.as_tensor(arrays[f"rng/{name}"]))
         self.memory.load_state({k: arrays[f"memory/{k}"] for k in ("surprise", "failed", "seen_step")})
@@ -199,6 +207,8 @@ class _Run:
         losses = per_example_loss(logits, y)
         self.opt.zero_grad(set_to_none=True)
         losses.mean().backward()
+        if self.cfg.arm == "grokfast" and not extra:
+            self._grokfast_filter()
         self.opt.step()
         self.updates += 1
         self.memory.update(positions, losses, logits.argmax(-1) != y, self.step)
@@ -206,6 +216,19 @@ class _Run:
         self.passes[f"fwd_{kind}"] += len(y)
         self.passes[f"bwd_{kind}"] += len(y)
         self.seconds[kind] += time.perf_counter() - t
+
+    @torch.no_grad()
+    def _grokfast_filter(self) -> None:
+        """Grokfast-EMA (Lee et al. 2024): ema <- alpha * ema + (1 - alpha) * g, then
+        g <- g + lambda * ema. The EMA starts at the first gradient."""
+        alpha, lam = self.cfg.grokfast_alpha, self.cfg.grokfast_lambda
+        for name, param in self.params.items():
+            ema = self.grad_ema.get(name)
+            if ema is None:
+                ema = self.grad_ema[name] = param.grad.detach().clone()
+            else:
+                ema.mul_(alpha).add_(param.grad, alpha=1 - alpha)
+            param.grad.add_(ema, alpha=lam)
 
     def _replay_event(self, step: int) -> None:
         cfg = self.cfg
@@ -216,11 +239,11 @@ class _Run:
         if keep:
             self.pending.append(("ckpt", step, "before", ["event"], weights(self.model), None))
         k = cfg.dream_k
-        if cfg.arm == "baseline":
+        if not cfg.replays_at_event(memorised=self.memorised_step is not None):
             chosen, selected_mean = None, math.nan
             loss_before = loss_after = np.full(k, np.nan)
         else:
-            if cfg.arm == "dream":
+            if cfg.arm in TARGETED_ARMS:
                 chosen = select_failures(self.memory, k, cfg.dream_selection, cfg.dream_alpha, self.gen["replay"])
             else:
                 chosen = select_uniform(self.n_train, k, self.gen["replay"])
@@ -306,6 +329,7 @@ class _Run:
         for name, param in self.params.items():
             for key, value in self.opt.state.get(param, {}).items():
                 arrays[f"optimizer/{name}/{key}"] = value.detach().cpu().numpy()
+        arrays.update({f"grad_ema/{name}": v.detach().cpu().numpy() for name, v in self.grad_ema.items()})
         arrays.update({f"rng/{name}": g.get_state().numpy() for name, g in self.gen.items()})
         arrays.update({f"memory/{k}": v.numpy() for k, v in self.memory.state().items()})
         info = {"updates": self.updates, "passes": self.passes, "seconds": self.seconds, "grok_step": self.grok_step,

@@ -15,6 +15,8 @@ file (and fail with one clear line) before it imports torch.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -23,7 +25,7 @@ import h5py
 import numpy as np
 
 from .config import RunConfig, from_json
-from .errors import ConfigError, RunFileError
+from .errors import ConfigError, RunFileError, RunLockedError
 
 FORMAT = "mechgrok-run"
 SCHEMA_VERSION = 1
@@ -325,3 +327,78 @@ def read_checkpoint(path: str | os.PathLike, name: str) -> dict[str, np.ndarray]
         if g is None or not g.attrs.get("complete", False):
             raise RunFileError(f"{path}: no complete checkpoint {name!r}")
         return {key: ds[...] for key, ds in g.items()}
+
+
+# ---- analysis results: /analysis/<name> -----------------------------------------------------------
+def write_analysis(path: str | os.PathLike, name: str, arrays: dict[str, np.ndarray], attrs: dict) -> None:
+    """Store an analysis's results as ``/analysis/<name>``, replacing an earlier result.
+
+    The new group is written under a temporary name and moved into place with its
+    ``complete`` attribute last, so a crash leaves either the old result or none.
+    Training data (metrics, events, checkpoints) is never touched.
+    """
+    with _open(Path(path), "r+") as f:
+        root = f.require_group("analysis")
+        tmp = f"{name}.tmp"
+        if tmp in root:
+            del root[tmp]
+        g = root.create_group(tmp)
+        for key, value in arrays.items():
+            g.create_dataset(key, data=np.asarray(value))
+        for key, value in attrs.items():
+            g.attrs[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
+        if name in root:
+            del root[name]
+        root.move(tmp, name)
+        root[name].attrs["complete"] = True
+
+
+def read_analysis(path: str | os.PathLike, name: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays and attributes of ``/analysis/<name>``; RunFileError if it is absent or incomplete."""
+    path = Path(path)
+    with _open(path, "r") as f:
+        g = f.get("analysis", {}).get(name)
+        if g is None or not g.attrs.get("complete", False):
+            raise RunFileError(f"{path}: no '{name}' analysis (run python -m mechgrok.analyze {name} {path})")
+        arrays = {}
+        g.visititems(lambda key, obj: arrays.__setitem__(key, obj[...]) if isinstance(obj, h5py.Dataset) else None)
+        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in g.attrs.items()}
+        return arrays, attrs
+
+
+# ---- the training lock: <run file>.lock -----------------------------------------------------------
+LOCK_SUFFIX = ".lock"
+
+
+@contextlib.contextmanager
+def training_lock(path: str | os.PathLike):
+    """Hold an exclusive lock on ``<path>.lock`` while training ``path`` (RunLockedError if another
+    process holds it). The lock dies with its process; the file is removed on exit."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = Path(str(path) + LOCK_SUFFIX)
+    with open(lock_path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunLockedError(f"{path}: is being trained by another process") from None
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+
+
+def is_locked(path: str | os.PathLike) -> bool:
+    """Whether some process is training ``path`` now."""
+    lock_path = Path(str(path) + LOCK_SUFFIX)
+    try:
+        fh = open(lock_path)
+    except OSError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False

@@ -52,7 +52,32 @@ CONFIG_FLAGS = [
     ("--dream-alpha", "dream_alpha", float, "sampled selection: weight = surprise ** alpha (1.0)"),
     ("--dream-start", "dream_start", int, "first step at which replay events may happen (0)"),
     ("--dream-stop", "dream_stop", _none_or_int, "replay events happen before this step only (none)"),
+    ("--grokfast-alpha", "grokfast_alpha", float, "grokfast arm: EMA decay of the gradient filter (0.98)"),
+    ("--grokfast-lambda", "grokfast_lambda", float, "grokfast arm: gain of the filtered gradient (2.0)"),
 ]
+
+
+def add_config_flags(ap: argparse.ArgumentParser) -> None:
+    """The flags that set config fields (shared with ``mechgrok.sweep``)."""
+    for flag, field, typ, text in CONFIG_FLAGS:
+        ap.add_argument(flag, dest=field, type=typ, help=text)
+    ap.add_argument("--layer-norm", action="store_true", help="use LayerNorm (the default has none)")
+    ap.add_argument("--full-forward", action="store_true",
+                    help="train and evaluate through the full TransformerLens forward (default: last position only)")
+    ap.add_argument("--keep-all-checkpoints", action="store_true",
+                    help="keep every replay event's checkpoints (default: first 20 events, then every 4th)")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """Config fields set on the command line (unset flags are left to the preset)."""
+    overrides = {field: getattr(args, field) for _, field, _, _ in CONFIG_FLAGS if getattr(args, field) is not None}
+    if args.layer_norm:
+        overrides["normalization"] = "LN"
+    if args.full_forward:
+        overrides["fast_forward"] = False
+    if args.keep_all_checkpoints:
+        overrides["event_checkpoints_first"] = None
+    return overrides
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,13 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=42, help="seed of initialisation, batches and replay (42)")
     ap.add_argument("--out", default="runs", help="root folder of run files (runs/)")
     ap.add_argument("--run-file", help="exact path of the run file (default OUT/VARIANT/ARM/seedN.h5)")
-    for flag, field, typ, text in CONFIG_FLAGS:
-        ap.add_argument(flag, dest=field, type=typ, help=text)
-    ap.add_argument("--layer-norm", action="store_true", help="use LayerNorm (the default has none)")
-    ap.add_argument("--full-forward", action="store_true",
-                    help="train and evaluate through the full TransformerLens forward (default: last position only)")
-    ap.add_argument("--keep-all-checkpoints", action="store_true",
-                    help="keep every replay event's checkpoints (default: first 20 events, then every 4th)")
+    add_config_flags(ap)
     ap.add_argument("--resume", action="store_true", help="continue an unfinished run from its last resume state")
     ap.add_argument("--overwrite", action="store_true", help="replace a run file that holds another run")
     ap.add_argument("--device", default="cpu", help="torch device (cpu)")
@@ -78,14 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    overrides = {field: getattr(args, field) for _, field, _, _ in CONFIG_FLAGS if getattr(args, field) is not None}
-    if args.layer_norm:
-        overrides["normalization"] = "LN"
-    if args.full_forward:
-        overrides["fast_forward"] = False
-    if args.keep_all_checkpoints:
-        overrides["event_checkpoints_first"] = None
-    return make_config(args.regime, args.arm, args.seed, **overrides)
+    return make_config(args.regime, args.arm, args.seed, **overrides_from_args(args))
 
 
 def default_run_path(cfg: RunConfig, out: str | Path = "runs") -> Path:

@@ -1,5 +1,5 @@
-"""Probes: small classifiers read off the hooked model's activations.
+"""Probes: linear classifiers and regressions read off the hooked model's activations.
 
-Filled by the analysis issue (probe accuracy over training); the package exists
-now so that the layout of the design card is in place.
+``probes.linear`` holds the probes (scikit-learn); ``mechgrok.analyze probes`` runs
+them over a run's checkpoints and stores the scores in the run file.
 """

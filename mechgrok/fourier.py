@@ -1,0 +1,168 @@
+"""The Fourier picture of modular addition (after Nanda et al. 2023, "Progress measures
+for grokking via mechanistic interpretability"), reimplemented from its definitions.
+
+Basis. Over tokens x = 0..p-1 (p odd) the real Fourier basis has p orthonormal
+vectors: the constant 1/sqrt(p) and, for each frequency k = 1..(p-1)/2,
+sqrt(2/p) cos(2 pi k x / p) and sqrt(2/p) sin(2 pi k x / p). :func:`basis` returns
+it as the rows of a p x p orthogonal matrix, in the order
+const, cos 1, sin 1, cos 2, sin 2, ...
+
+Metrics (each a plain function on arrays, so tests can plant structure):
+
+- ``frequency_norms(W)``: the norm of each frequency in a matrix whose rows (W_E,
+  rows 0..p-1) or columns (W_U) are indexed by tokens;
+- ``key_frequencies``: the smallest set of frequencies holding at least
+  ``KEY_ENERGY`` (80%) of the non-constant energy (squared norm) of W_E;
+- sparsity of the non-constant spectrum: Gini coefficient of the frequency
+  energies, inverse participation ratio (1/sum(e_k^2) for energies normalised to
+  sum 1: the effective number of frequencies), share of energy in the top
+  ``TOP_N`` (5) frequencies;
+- per-neuron frequency: for each MLP neuron, the share of the variance of its
+  activation at the last position over all p*p inputs (a, b) carried by 2-D
+  Fourier terms that involve only one frequency k (with the constant); a neuron
+  whose best share is >= ``CLEAN_NEURON`` (0.85) is a clean single-frequency neuron;
+- restricted loss: the logits over all p*p inputs, for each output c projected
+  onto the 2-D Fourier terms of the key frequencies (cos/sin k a x cos/sin k b, the
+  span of cos/sin k(a +- b)) plus the constant; cross-entropy over all pairs;
+- excluded loss: the logits with their components along cos k(a+b) and
+  sin k(a+b) of every key frequency removed; cross-entropy over the training pairs;
+- emergence: the first checkpoint whose top-5 share is >= ``EMERGE_TOP_SHARE``
+  (0.5) and whose restricted loss is <= ``EMERGE_RESTRICTED_LOSS`` (1.0 nats).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+KEY_ENERGY = 0.8
+TOP_N = 5
+CLEAN_NEURON = 0.85
+EMERGE_TOP_SHARE = 0.5
+EMERGE_RESTRICTED_LOSS = 1.0
+
+
+def basis(p: int) -> np.ndarray:
+    """Orthonormal real Fourier basis over 0..p-1 (rows), p odd."""
+    if p % 2 == 0:
+        raise ValueError(f"the Fourier analysis assumes an odd modulus, got p = {p}")
+    x = np.arange(p)
+    rows = [np.full(p, 1 / math.sqrt(p))]
+    for k in range(1, (p - 1) // 2 + 1):
+        rows.append(math.sqrt(2 / p) * np.cos(2 * math.pi * k * x / p))
+        rows.append(math.sqrt(2 / p) * np.sin(2 * math.pi * k * x / p))
+    return np.stack(rows)
+
+
+def n_frequencies(p: int) -> int:
+    return (p - 1) // 2
+
+
+def frequency_norms(W: np.ndarray, axis: int = 0) -> tuple[float, np.ndarray]:
+    """(constant norm, norms of frequencies 1..(p-1)/2) of ``W`` along its token axis."""
+    W = np.asarray(W, dtype=np.float64)
+    if axis == 1:
+        W = W.T
+    p = W.shape[0]
+    c = basis(p) @ W  # rows: basis coefficients
+    energy = (c ** 2).sum(axis=1)
+    freq = energy[1::2] + energy[2::2]
+    return float(math.sqrt(energy[0])), np.sqrt(freq)
+
+
+def key_frequencies(norms: np.ndarray, fraction: float = KEY_ENERGY) -> np.ndarray:
+    """1-based frequencies, strongest first, that together hold >= ``fraction`` of the energy."""
+    e = np.asarray(norms, float) ** 2
+    if e.sum() == 0:
+        return np.zeros(0, dtype=int)
+    order = np.argsort(-e, kind="stable")
+    cum = np.cumsum(e[order]) / e.sum()
+    n = int(np.searchsorted(cum, fraction - 1e-12) + 1)
+    return order[:n] + 1
+
+
+def sparsity(norms: np.ndarray, top: int = TOP_N) -> dict:
+    """Gini coefficient, inverse participation ratio and top-``top`` share of the energies."""
+    e = np.sort(np.asarray(norms, float) ** 2)
+    n = len(e)
+    if e.sum() == 0:
+        return {"gini": 0.0, "ipr": 0.0, "top_share": 0.0}
+    w = e / e.sum()
+    gini = float((2 * np.arange(1, n + 1) - n - 1) @ w / (n - 1)) if n > 1 else 0.0
+    return {"gini": gini, "ipr": float(1 / np.sum(w ** 2)), "top_share": float(w[::-1][:top].sum())}
+
+
+def _freq_index(k: int) -> list[int]:
+    return [2 * k - 1, 2 * k]
+
+
+def neuron_frequencies(acts: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """For activations ``acts`` (p*p inputs in order a*p+b, n_neurons), each neuron's best
+    frequency (1-based; 0 for a dead neuron) and the share of its variance it explains."""
+    A = np.asarray(acts, dtype=np.float64).reshape(p, p, -1)
+    F = basis(p)
+    C = np.einsum("ia,abn,jb->ijn", F, A, F, optimize=True)  # 2-D Fourier coefficients
+    E = C ** 2
+    E[0, 0] = 0.0  # the mean is not variance
+    total = E.sum(axis=(0, 1))
+    K = n_frequencies(p)
+    share = np.empty((K, A.shape[2]))
+    for k in range(1, K + 1):
+        idx = [0, *_freq_index(k)]
+        share[k - 1] = E[np.ix_(idx, idx)].sum(axis=(0, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, share / total, 0.0)
+    best = share.argmax(axis=0)
+    return np.where(total > 0, best + 1, 0), share[best, np.arange(A.shape[2])]
+
+
+def _project_logits(logits: np.ndarray, p: int, funcs: np.ndarray) -> np.ndarray:
+    """Project each output's logit map over (a, b) onto the orthonormal functions ``funcs`` (m, p*p)."""
+    L = logits.reshape(p * p, -1)
+    return funcs.T @ (funcs @ L)
+
+
+def restricted_functions(p: int, keys) -> np.ndarray:
+    """Orthonormal 2-D functions over (a, b): the constant and cos/sin k a x cos/sin k b for each key k."""
+    F = basis(p)
+    idx = [0] + [i for k in keys for i in _freq_index(int(k))]
+    out = [np.outer(F[i], F[j]).ravel() for i in idx for j in idx if (i == 0) == (j == 0)]
+    return np.stack(out)
+
+
+def sum_functions(p: int, keys) -> np.ndarray:
+    """Orthonormal functions cos k(a+b), sin k(a+b) over (a, b) for each key k."""
+    a, b = np.divmod(np.arange(p * p), p)
+    out = []
+    for k in keys:
+        w = 2 * math.pi * int(k) / p
+        out += [np.cos(w * (a + b)) * math.sqrt(2) / p, np.sin(w * (a + b)) * math.sqrt(2) / p]
+    return np.stack(out) if out else np.zeros((0, p * p))
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(labels)), labels].mean())
+
+
+def restricted_and_excluded_loss(logits: np.ndarray, p: int, keys, train_idx: np.ndarray) -> dict:
+    """Full, restricted (all pairs) and excluded (training pairs) loss of all-pairs ``logits`` (p*p, p)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.arange(p * p) // p + np.arange(p * p) % p
+    labels %= p
+    restricted = _project_logits(logits, p, restricted_functions(p, keys))
+    excluded = logits - _project_logits(logits, p, sum_functions(p, keys))
+    return {"full_loss": cross_entropy(logits, labels),
+            "full_train_loss": cross_entropy(logits[train_idx], labels[train_idx]),
+            "restricted_loss": cross_entropy(restricted, labels),
+            "excluded_loss": cross_entropy(excluded[train_idx], labels[train_idx])}
+
+
+def emergence(steps, top_share, restricted_loss) -> int:
+    """First step meeting both emergence thresholds; -1 if none does."""
+    for s, t, r in zip(steps, top_share, restricted_loss):
+        if t >= EMERGE_TOP_SHARE and r <= EMERGE_RESTRICTED_LOSS:
+            return int(s)
+    return -1

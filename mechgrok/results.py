@@ -1,0 +1,128 @@
+"""The results table: one row per run file, the input of statistics, report and figures.
+
+:func:`find_run_files` searches folders for run files; :func:`summarise` reads one
+file's attributes and tables into a flat row; :func:`collect` does both and keeps
+going past bad files (returned as problems, never fatal). ``write_csv`` and
+``read_csv`` store the table as ``results/runs.csv``.
+
+Time-to-grok is right-censored: a finished run that never reached the grok
+threshold contributes ``time_to_grok = last_step`` with ``grokked = False``. A run
+that is still training (status ``running``) is *not* a censored observation: its
+row has ``finished = False`` and statistics leave it out.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import runstore
+from .errors import MechgrokError, RunFileError
+
+COLUMNS = ("variant", "regime", "split", "batch_size", "arm", "seed", "status", "finished", "grokked",
+           "time_to_grok", "budget", "peak_test_acc", "final_test_acc", "final_train_acc", "memorised_step",
+           "events", "extra_updates", "regular_passes", "extra_passes", "surprise_ratio", "selected_surprise",
+           "device", "config_hash", "wall_time_s", "path")
+
+
+def find_run_files(paths) -> list[Path]:
+    """Every ``*.h5`` file in ``paths`` (files, or folders searched recursively), sorted.
+    Raises MechgrokError if a path does not exist or nothing is found."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            found.append(p)
+        elif p.is_dir():
+            found += sorted(q for q in p.rglob("*.h5") if q.is_file())
+        else:
+            raise MechgrokError(f"{p}: no such file or folder")
+    if not found:
+        raise MechgrokError(f"no run files (*.h5) under {', '.join(map(str, paths))}")
+    return sorted(set(found))
+
+
+def summarise(path: str | os.PathLike) -> dict:
+    """One row of the results table (see COLUMNS) for the run file at ``path``."""
+    path = Path(path)
+    cfg = runstore.read_config(path)
+    attrs = runstore.read_attrs(path)
+    metrics = runstore.read_table(path, "metrics")
+    events = runstore.read_table(path, "events")
+    status = str(attrs.get("status"))
+    grokked = bool(attrs.get("grokked"))
+    last = int(attrs.get("last_step", 0))
+    # surprise of the replayed examples relative to the memory's mean (C10), at events with
+    # replay before grokking (all events if the run never grokked)
+    replayed = events["extra_steps"] > 0 if len(events["step"]) else np.zeros(0, bool)
+    if grokked:
+        replayed &= events["step"] <= int(attrs["grok_step"])
+    sel, mem = events["selected_surprise_mean"][replayed], events["memory_surprise_mean"][replayed]
+    ratio = float(np.mean(sel / mem)) if replayed.any() else math.nan
+    return {
+        "variant": cfg.variant(), "regime": cfg.regime, "split": cfg.split,
+        "batch_size": "full" if cfg.batch_size is None else cfg.batch_size, "arm": cfg.arm, "seed": cfg.seed,
+        "status": status, "finished": status in ("complete", "diverged"), "grokked": grokked,
+        "time_to_grok": int(attrs["grok_step"]) if grokked else last, "budget": cfg.steps,
+        "peak_test_acc": float(np.max(metrics["test_acc"])) if len(metrics["test_acc"]) else math.nan,
+        "final_test_acc": float(metrics["test_acc"][-1]) if len(metrics["test_acc"]) else math.nan,
+        "final_train_acc": float(metrics["train_acc"][-1]) if len(metrics["train_acc"]) else math.nan,
+        "memorised_step": int(attrs.get("memorised_step", -1)), "events": int(len(events["step"])),
+        "extra_updates": int(events["extra_steps"].sum()) if len(events["step"]) else 0,
+        "regular_passes": int(attrs.get("passes_fwd_regular", 0)), "extra_passes": int(attrs.get("passes_fwd_extra", 0)),
+        "surprise_ratio": ratio, "selected_surprise": float(np.mean(sel)) if replayed.any() else math.nan,
+        "device": str(attrs.get("device", "")), "config_hash": str(attrs.get("config_hash", cfg.config_hash())),
+        "wall_time_s": float(attrs.get("wall_time_s", math.nan)), "path": str(path),
+    }
+
+
+def collect(paths) -> tuple[list[dict], list[str]]:
+    """Rows for every readable run file under ``paths``, and one line per file that is not."""
+    rows, problems = [], []
+    for path in find_run_files(paths):
+        try:
+            rows.append(summarise(path))
+        except (RunFileError, KeyError, OSError) as exc:
+            problems.append(str(exc) if isinstance(exc, RunFileError) else f"{path}: unreadable run file ({exc})")
+    return rows, problems
+
+
+def finished(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["finished"]]
+
+
+def select(rows: list[dict], **match) -> list[dict]:
+    """Rows whose columns equal every ``match`` value."""
+    return [r for r in rows if all(r[k] == v for k, v in match.items())]
+
+
+def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in sorted(rows, key=lambda r: (r["variant"], r["arm"], r["seed"])):
+            w.writerow({k: r[k] for k in COLUMNS})
+
+
+def read_csv(path: str | os.PathLike) -> list[dict]:
+    ints = ("seed", "time_to_grok", "budget", "memorised_step", "events", "extra_updates", "regular_passes",
+            "extra_passes")
+    floats = ("peak_test_acc", "final_test_acc", "final_train_acc", "surprise_ratio", "selected_surprise",
+              "wall_time_s")
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            for k in ints:
+                r[k] = int(r[k])
+            for k in floats:
+                r[k] = float(r[k])
+            for k in ("finished", "grokked"):
+                r[k] = r[k] == "True"
+            r["batch_size"] = r["batch_size"] if r["batch_size"] == "full" else int(r["batch_size"])
+            rows.append(r)
+    return rows

@@ -1,0 +1,360 @@
+"""Statistics of time-to-grok over seeds, with right-censoring.
+
+A run that never groks within its budget is a right-censored observation: we
+know only that its time-to-grok exceeds its last step. Every function here keeps
+such runs in the data. In mechgrok all censoring is administrative (a run is
+censored exactly at its step budget, which is the same for every run of a
+comparison), which is what makes the rank-based tests below usable on censored
+data; each docstring says what else it assumes.
+
+``python -m mechgrok.stats runs/`` prints, per regime reading (variant) and arm,
+the number of finished runs, how many grokked, the Kaplan-Meier median and
+quartiles of time-to-grok, and each arm against baseline: the speed-up (ratio of
+KM medians) with a seeded bootstrap 95% interval, the log-rank p-value,
+Mann-Whitney on time-to-grok and a permutation test on peak test accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import MechgrokError
+
+ALPHA = 0.05
+BOOTSTRAP_SEED = 20261124
+N_BOOT = 4000
+N_PERM = 9999
+
+
+# ---- Kaplan-Meier -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KaplanMeier:
+    """The Kaplan-Meier estimate of P(not yet grokked at step t).
+
+    ``times`` are the distinct grok times, ``survival[i]`` the estimate just
+    after ``times[i]`` (it is 1 before the first). Assumes censoring independent
+    of time-to-grok (true here: censoring is at the fixed budget).
+    """
+
+    times: np.ndarray
+    survival: np.ndarray
+    n: int
+    events: int
+
+    def at(self, t: float) -> float:
+        i = np.searchsorted(self.times, t, side="right")
+        return 1.0 if i == 0 else float(self.survival[i - 1])
+
+    def quantile(self, q: float) -> float:
+        """Smallest time by which a fraction >= q has grokked; inf if the curve never gets there."""
+        hit = np.nonzero(self.survival <= 1 - q + 1e-12)[0]
+        return float(self.times[hit[0]]) if len(hit) else math.inf
+
+    @property
+    def median(self) -> float:
+        return self.quantile(0.5)
+
+
+def kaplan_meier(times, grokked) -> KaplanMeier:
+    """Kaplan-Meier curve of time-to-grok; ``grokked`` False marks a censored run (kept, not dropped)."""
+    t = np.asarray(times, dtype=float)
+    e = np.asarray(grokked, dtype=bool)
+    if t.shape != e.shape:
+        raise ValueError("times and grokked must have the same length")
+    event_times = np.unique(t[e])
+    surv, s = [], 1.0
+    for u in event_times:
+        at_risk = np.sum(t >= u)
+        s *= 1.0 - np.sum((t == u) & e) / at_risk
+        surv.append(s)
+    return KaplanMeier(event_times, np.asarray(surv, dtype=float), int(len(t)), int(e.sum()))
+
+
+# ---- tests between two arms --------------------------------------------------------------------
+def logrank(times_a, grokked_a, times_b, grokked_b) -> tuple[float, float]:
+    """Log-rank test (scipy.stats.logrank) of equal time-to-grok distributions.
+
+    Assumes independent censoring and is most powerful under proportional
+    hazards. Returns (chi-square statistic, two-sided p); (nan, nan) if no run
+    of either arm grokked, where the test has nothing to compare.
+    """
+    from scipy.stats import CensoredData, logrank as _logrank
+
+    ga, gb = np.asarray(grokked_a, bool), np.asarray(grokked_b, bool)
+    if not ga.any() and not gb.any():
+        return math.nan, math.nan
+
+    def data(t, g):
+        t = np.asarray(t, float)
+        return CensoredData(uncensored=t[g], right=t[~g])
+
+    res = _logrank(data(times_a, ga), data(times_b, gb))
+    return float(res.statistic) ** 2, float(res.pvalue)
+
+
+def mann_whitney(times_a, times_b) -> float:
+    """Two-sided Mann-Whitney U p-value on time-to-grok (scipy.stats.mannwhitneyu).
+
+    Censored runs enter at their censoring time. That ranks them correctly only
+    because every run here is censored at the same budget, after every observed
+    grok time; they form one tie group at the top. Assumes independent runs.
+    nan if either arm has fewer than 1 run or all values are equal.
+    """
+    from scipy.stats import mannwhitneyu
+
+    a, b = np.asarray(times_a, float), np.asarray(times_b, float)
+    if len(a) == 0 or len(b) == 0 or np.ptp(np.concatenate([a, b])) == 0:
+        return math.nan
+    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def permutation_pvalue(x, y, n_resamples: int = N_PERM, seed: int = BOOTSTRAP_SEED) -> float:
+    """Two-sided permutation test (scipy.stats.permutation_test) of a difference in means,
+    e.g. peak test accuracy. Assumes exchangeability of runs under the null. nan if an arm is empty."""
+    from scipy.stats import permutation_test
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) == 0 or len(y) == 0:
+        return math.nan
+    if np.ptp(np.concatenate([x, y])) == 0:
+        return 1.0
+    res = permutation_test((x, y), lambda a, b, axis: np.mean(a, axis=axis) - np.mean(b, axis=axis),
+                           n_resamples=n_resamples, alternative="two-sided", vectorized=True,
+                           random_state=np.random.default_rng(seed))
+    return float(res.pvalue)
+
+
+def _ratio(num: float, den: float) -> float:
+    if math.isinf(num) and math.isinf(den):
+        return math.nan  # neither median reached: no ratio
+    if den == 0:
+        return math.inf
+    return num / den
+
+
+def speedup(times_ref, grokked_ref, times_new, grokked_new, n_boot: int = N_BOOT, seed: int = BOOTSTRAP_SEED,
+            level: float = 0.95) -> tuple[float, float, float]:
+    """Ratio of Kaplan-Meier medians (reference / new: > 1 means ``new`` groks faster),
+    with a percentile bootstrap interval (runs resampled within each arm, seeded).
+
+    A median that the KM curve never reaches is infinite, so the ratio can be
+    inf (only ``new`` reached it), 0 (only the reference) or nan (neither). The
+    interval is nan when more than (1 - level)/2 of the resamples have no ratio.
+    Assumes independent runs; percentile intervals are rough for few seeds.
+    """
+    tr, gr = np.asarray(times_ref, float), np.asarray(grokked_ref, bool)
+    tn, gn = np.asarray(times_new, float), np.asarray(grokked_new, bool)
+    point = _ratio(kaplan_meier(tr, gr).median, kaplan_meier(tn, gn).median)
+    if len(tr) == 0 or len(tn) == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    ratios = np.empty(n_boot)
+    for i in range(n_boot):
+        a = rng.integers(0, len(tr), len(tr))
+        b = rng.integers(0, len(tn), len(tn))
+        ratios[i] = _ratio(kaplan_meier(tr[a], gr[a]).median, kaplan_meier(tn[b], gn[b]).median)
+    tail = (1 - level) / 2
+    if np.mean(np.isnan(ratios)) > tail:
+        return point, math.nan, math.nan
+    finite_order = np.sort(np.where(np.isnan(ratios), -np.inf, ratios))  # nan resamples at the low end
+    lo = finite_order[int(math.floor(tail * n_boot))]
+    hi = finite_order[min(n_boot - 1, int(math.ceil((1 - tail) * n_boot)) - 1)]
+    return point, float(lo), float(hi)
+
+
+def kruskal_wallis(groups: list) -> float:
+    """Kruskal-Wallis p-value (scipy.stats.kruskal) that several groups (e.g. per-seed log
+    speed-ups in each regime) share one distribution. Assumes independent observations
+    and at least 2 groups with data; nan otherwise."""
+    from scipy.stats import kruskal
+
+    groups = [np.asarray(g, float) for g in groups if len(g)]
+    if len(groups) < 2 or np.ptp(np.concatenate(groups)) == 0:
+        return math.nan
+    return float(kruskal(*groups).pvalue)
+
+
+def correlation(x, y, level: float = 0.95) -> dict:
+    """Pearson r with its Fisher-z interval (scipy.stats.pearsonr) and Spearman rho.
+
+    Pearson's interval assumes bivariate normality; Spearman only monotonicity.
+    nan entries below 3 pairs or for constant input."""
+    from scipy.stats import pearsonr, spearmanr
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    nan = {"n": int(len(x)), "r": math.nan, "lo": math.nan, "hi": math.nan, "p": math.nan, "spearman": math.nan}
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return nan
+    res = pearsonr(x, y)
+    ci = res.confidence_interval(level) if len(x) > 3 else type("CI", (), {"low": -1.0, "high": 1.0})
+    return {"n": int(len(x)), "r": float(res.statistic), "lo": float(ci.low), "hi": float(ci.high),
+            "p": float(res.pvalue), "spearman": float(spearmanr(x, y).statistic)}
+
+
+# ---- power ---------------------------------------------------------------------------------------
+def simulated_power(draw_a, draw_b, n: int, sims: int = 400, alpha: float = ALPHA, seed: int = 0) -> float:
+    """Fraction of ``sims`` simulated experiments with ``n`` runs per arm in which the
+    log-rank test rejects at ``alpha``. ``draw_x(rng, n)`` returns (times, grokked)."""
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(sims):
+        ta, ga = draw_a(rng, n)
+        tb, gb = draw_b(rng, n)
+        p = logrank(ta, ga, tb, gb)[1]
+        hits += bool(p < alpha)
+    return hits / sims
+
+
+def seeds_needed(pilot_times, pilot_grokked, budget: int, target_speedup: float, power: float = 0.8,
+                 alpha: float = ALPHA, sims: int = 300, seed: int = 0,
+                 candidates=(3, 5, 8, 10, 15, 20, 30, 50, 75, 100, 150, 200)) -> dict:
+    """Seeds per arm for the log-rank test to detect a ``target_speedup`` with ``power``.
+
+    Model: baseline runs are resampled from the pilot runs; a treated run is a
+    resampled pilot run with its grok time divided by the speed-up (censored if
+    that exceeds the budget; a censored pilot run stays censored, which is
+    conservative). Returns {"n": seeds or None, "power": at n, "reason": text}.
+    Needs at least one pilot run that grokked: without one, the pilots carry no
+    information about grok times and no number of seeds can be promised.
+    """
+    t = np.asarray(pilot_times, float)
+    g = np.asarray(pilot_grokked, bool)
+    if not g.any():
+        return {"n": None, "power": math.nan,
+                "reason": f"no pilot run grokked within {budget} steps: more seeds at this budget cannot show a speed-up"}
+
+    def base(rng, n):
+        i = rng.integers(0, len(t), n)
+        return t[i], g[i]
+
+    def treated(rng, n):
+        i = rng.integers(0, len(t), n)
+        tt = np.where(g[i], np.ceil(t[i] / target_speedup), t[i])
+        return np.minimum(tt, budget), g[i] & (tt <= budget)
+
+    pw = math.nan
+    for n in candidates:
+        pw = simulated_power(base, treated, n, sims=sims, alpha=alpha, seed=seed)
+        if pw >= power:
+            return {"n": int(n), "power": pw, "reason": f"simulated log-rank power {pw:.2f} at n = {n} per arm"}
+    return {"n": None, "power": pw,
+            "reason": f"power {pw:.2f} even at n = {candidates[-1]} per arm: the effect is too small to detect"}
+
+
+# ---- the comparisons a report needs --------------------------------------------------------------
+def compare(ref_rows: list[dict], new_rows: list[dict]) -> dict:
+    """Every statistic of ``new`` against ``ref`` (rows of mechgrok.results, finished runs only)."""
+    tr = [r["time_to_grok"] for r in ref_rows]
+    gr = [r["grokked"] for r in ref_rows]
+    tn = [r["time_to_grok"] for r in new_rows]
+    gn = [r["grokked"] for r in new_rows]
+    ratio, lo, hi = speedup(tr, gr, tn, gn) if ref_rows and new_rows else (math.nan,) * 3
+    km_r, km_n = kaplan_meier(tr, gr), kaplan_meier(tn, gn)
+    chi2, p_lr = logrank(tr, gr, tn, gn) if ref_rows and new_rows else (math.nan, math.nan)
+    peak_r = [r["peak_test_acc"] for r in ref_rows]
+    peak_n = [r["peak_test_acc"] for r in new_rows]
+    return {
+        "n_ref": len(ref_rows), "n_new": len(new_rows), "grokked_ref": int(sum(gr)), "grokked_new": int(sum(gn)),
+        "median_ref": km_r.median, "median_new": km_n.median, "speedup": ratio, "speedup_lo": lo, "speedup_hi": hi,
+        "logrank_chi2": chi2, "logrank_p": p_lr, "mannwhitney_p": mann_whitney(tr, tn),
+        "peak_diff": float(np.mean(peak_n) - np.mean(peak_r)) if peak_r and peak_n else math.nan,
+        "peak_p": permutation_pvalue(peak_n, peak_r),
+    }
+
+
+def arm_summary(rows: list[dict]) -> dict:
+    km = kaplan_meier([r["time_to_grok"] for r in rows], [r["grokked"] for r in rows])
+    return {"n": km.n, "grokked": km.events, "q25": km.quantile(0.25), "median": km.median,
+            "q75": km.quantile(0.75), "budget": max((r["budget"] for r in rows), default=0),
+            "peak_test_acc": float(np.median([r["peak_test_acc"] for r in rows])) if rows else math.nan}
+
+
+def table(rows: list[dict]) -> list[dict]:
+    """The stats table: one line per (variant, arm) of finished runs, with the comparison
+    against the same variant's baseline where there is one."""
+    from .results import finished
+
+    rows = finished(rows)
+    out = []
+    for variant in sorted({r["variant"] for r in rows}):
+        in_v = [r for r in rows if r["variant"] == variant]
+        base = [r for r in in_v if r["arm"] == "baseline"]
+        for arm in sorted({r["arm"] for r in in_v}, key=lambda a: (a != "baseline", a)):
+            arm_rows = [r for r in in_v if r["arm"] == arm]
+            line = {"variant": variant, "arm": arm, **arm_summary(arm_rows)}
+            if arm != "baseline" and base:
+                line.update(compare(base, arm_rows))
+            out.append(line)
+    return out
+
+
+def _fmt(v, digits=3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        if math.isinf(v):
+            return "never" if v > 0 else "-inf"
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def format_table(lines: list[dict]) -> str:
+    head = (f"{'variant':<28} {'arm':<14} {'n':>3} {'grok':>4} {'median':>7} {'q25':>6} {'q75':>6} "
+            f"{'speed-up [95% CI]':>24} {'log-rank p':>10} {'MW p':>7} {'peak acc':>8}")
+    out = [head]
+    for ln in lines:
+        sp = "" if "speedup" not in ln else \
+            f"{_fmt(ln['speedup'])} [{_fmt(ln['speedup_lo'])}, {_fmt(ln['speedup_hi'])}]"
+        out.append(f"{ln['variant'][:28]:<28} {ln['arm']:<14} {ln['n']:>3} {ln['grokked']:>4} "
+                   f"{_fmt(ln['median'], 5):>7} {_fmt(ln['q25'], 5):>6} {_fmt(ln['q75'], 5):>6} {sp:>24} "
+                   f"{_fmt(ln.get('logrank_p')):>10} {_fmt(ln.get('mannwhitney_p')):>7} "
+                   f"{_fmt(ln['peak_test_acc']):>8}")
+    out.append("time-to-grok in steps (Kaplan-Meier, censored runs kept; 'never' = curve never reaches it); "
+               "speed-up = baseline median / arm median")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .train import OneLineParser
+
+    ap = OneLineParser(prog="python -m mechgrok.stats", description="Time-to-grok statistics of run files.")
+    ap.add_argument("paths", nargs="+", help="run files or folders (searched recursively)")
+    ap.add_argument("--csv", help="also write the table as CSV here")
+    args = ap.parse_args(argv)
+    from .results import collect
+
+    try:
+        rows, problems = collect(args.paths)
+        for line in problems:
+            print(f"skipped: {line}", file=sys.stderr)
+        unfinished = [r for r in rows if not r["finished"]]
+        if not any(r["finished"] for r in rows):
+            raise MechgrokError(f"no finished runs under {', '.join(args.paths)} ({len(unfinished)} unfinished)")
+    except MechgrokError as exc:
+        print(f"python -m mechgrok.stats: error: {exc}", file=sys.stderr)
+        return 2
+    lines = table(rows)
+    print(format_table(lines))
+    if unfinished:
+        print(f"left out: {len(unfinished)} unfinished run(s) (still training; not censored)")
+    if args.csv:
+        keys = sorted({k for ln in lines for k in ln}, key=lambda k: (k not in ("variant", "arm"), k))
+        with open(args.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(lines)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

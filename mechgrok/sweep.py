@@ -1,0 +1,259 @@
+"""Sweeps: a grid of runs (regimes x arms x seeds), resumable, on a pool of worker processes.
+
+``python -m mechgrok.sweep --regimes hard --arms baseline dream control --seeds 0-19 --out runs/``
+
+Every run goes to its default path ``OUT/VARIANT/ARM/seedN.h5`` (as ``mechgrok.train``),
+so a sweep and single runs share one folder. Before any work starts, every existing
+file is checked: a finished run of the same config is skipped, an unfinished one is
+resumed from its last resume state, anything else (another run's file, a foreign or
+corrupt file) stops the sweep with one line and exit code 2, touching nothing.
+
+Workers are separate processes (``python -m mechgrok.sweep --worker``), one per core
+with one torch thread each by default: on the 2-core CPU two 1-thread processes beat
+one 2-thread process. Training holds an exclusive lock (``<run file>.lock``, see
+mechgrok.runstore.training_lock), so two sweeps on one folder never write the same
+file (the second reports the run as busy); workers die with the
+sweep (Linux parent-death signal), and a killed sweep loses at most each run's work
+since its last resume state (every checkpoint step).
+
+Jobs start in the order seed, regime, arm (the seeds in the order given), so the
+first seeds of every arm finish first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import runstore
+from .config import ARMS, REGIMES, RunConfig, from_json, make_config
+from .errors import MechgrokError, RunLockedError
+from .train import OneLineParser, add_config_flags, default_run_path, overrides_from_args
+
+PROG = "python -m mechgrok.sweep"
+EXIT_LOCKED = 3  # a worker found its run locked by another process
+
+
+@dataclass(frozen=True)
+class Job:
+    cfg: RunConfig
+    path: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.cfg.variant()}/{self.cfg.arm}/seed{self.cfg.seed}"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-19"``, ``"42"``, ``"42,0-2"`` -> seeds in the order given, without repeats."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            raise MechgrokError(f"seed range {text!r} does not parse; write e.g. 0-19 or 42,0-2")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise MechgrokError(f"seed range {part.strip()!r} is empty (end below start)")
+        seeds += [s for s in range(lo, hi + 1) if s not in seeds]
+    return seeds
+
+
+def plan(regimes, arms, seeds, out: str | Path, **overrides) -> list[Job]:
+    """The grid's jobs in start order (seed, regime, arm); configs validated."""
+    for arm in arms:
+        if arm not in ARMS:
+            raise MechgrokError(f"unknown arm {arm!r}; choose from {', '.join(ARMS)}")
+    for regime in regimes:
+        if regime not in REGIMES:
+            raise MechgrokError(f"unknown regime {regime!r}; choose from {', '.join(REGIMES)}")
+    jobs = []
+    for seed in seeds:
+        for regime in regimes:
+            for arm in arms:
+                cfg = make_config(regime, arm, seed, **overrides)
+                jobs.append(Job(cfg, default_run_path(cfg, out)))
+    return jobs
+
+
+def check(jobs: list[Job]) -> dict[str, list[Job]]:
+    """Sort jobs into ``new``, ``resume`` and ``done`` from what is on disk.
+    Raises MechgrokError (naming the first bad file) if any file holds something else."""
+    states: dict[str, list[Job]] = {"new": [], "resume": [], "done": []}
+    for job in jobs:
+        states[runstore.prepare(job.path, job.cfg, resume=True, overwrite=False)].append(job)
+    return states
+
+
+# ---- one run in a worker process ------------------------------------------------------------
+def run_job(cfg: RunConfig, path: Path, threads: int = 1, device: str = "cpu") -> int:
+    """Train one run (resuming it if unfinished); 0, or EXIT_LOCKED if another process trains it."""
+    from .loop import train
+
+    try:
+        train(cfg, path, resume=True, device=device, threads=threads)
+    except RunLockedError:
+        return EXIT_LOCKED
+    return 0
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _worker_cmd(job: Job, threads: int, device: str) -> list[str]:
+    return [sys.executable, "-m", "mechgrok.sweep", "--worker", str(job.path), "--worker-config",
+            job.cfg.to_json(), "--threads", str(threads), "--device", device]
+
+
+# ---- the local pool ---------------------------------------------------------------------------
+class _Tracker:
+    """Overall progress: runs done / running / pending and an ETA from steps per second."""
+
+    def __init__(self, jobs: list[Job], stream):
+        self.jobs, self.stream = jobs, stream
+        self.t0 = time.monotonic()
+        self.start_steps = sum(self._steps(j) for j in jobs)
+        self.last_print = 0.0
+
+    @staticmethod
+    def _steps(job: Job) -> int:
+        try:
+            return int(runstore.read_attrs(job.path).get("last_step", 0))
+        except (MechgrokError, OSError, KeyError):
+            return 0  # missing, or being written this instant
+
+    def line(self, done: int, running: int, pending: int, failed: int) -> str:
+        steps = sum(self._steps(j) for j in self.jobs)
+        left = sum(j.cfg.steps for j in self.jobs) - steps
+        rate = (steps - self.start_steps) / max(time.monotonic() - self.t0, 1e-9)
+        eta = "?" if rate <= 0 else _duration(left / rate)
+        return (f"sweep: {done}/{len(self.jobs)} done, {running} running, {pending} pending"
+                + (f", {failed} failed" if failed else "") + f" | {rate:.1f} steps/s | ETA <= {eta} (full budgets)")
+
+    def show(self, *counts, force=False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_print >= 60:
+            self.last_print = now
+            print(self.line(*counts), file=self.stream, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
+
+
+def run_local(jobs: list[Job], workers: int | None = None, threads: int = 1, device: str = "cpu",
+              stream=None, poll: float = 0.5) -> dict:
+    """Run ``jobs`` on ``workers`` processes (default: one per core). Skips finished runs,
+    resumes unfinished ones. Returns counts: done, skipped, failed (labels), locked (labels)."""
+    stream = stream or sys.stderr
+    workers = workers or os.cpu_count() or 1
+    states = check(jobs)
+    todo = [j for j in jobs if j not in states["done"]]
+    tracker = _Tracker(jobs, stream)
+    pending, running = list(todo), {}
+    done, failed, locked = len(states["done"]), [], []
+    print(f"sweep: {len(jobs)} runs; {done} already finished, {len(states['resume'])} to resume, "
+          f"{len(states['new'])} new; {workers} workers x {threads} thread(s)", file=stream, flush=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
+                                                                      os.environ.get("PYTHONPATH")]))}
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                job = pending.pop(0)
+                job.path.parent.mkdir(parents=True, exist_ok=True)
+                log = open(str(job.path) + ".log", "a")  # the worker's output; removed when it succeeds
+                proc = subprocess.Popen(_worker_cmd(job, threads, device), stdout=log, stderr=log, env=env,
+                                        preexec_fn=_die_with_parent)
+                running[proc] = (job, log)
+                tracker.show(done, len(running), len(pending), len(failed), force=True)
+            time.sleep(poll)
+            for proc in [p for p in running if p.poll() is not None]:
+                job, log = running.pop(proc)
+                log.close()
+                if proc.returncode == 0:
+                    done += 1
+                    a = runstore.read_attrs(job.path)
+                    grok = f"grokked at {a['grok_step']}" if a["grokked"] else f"not grokked by {a['last_step']}"
+                    print(f"sweep: finished {job.label}: {grok}", file=stream, flush=True)
+                    os.unlink(str(job.path) + ".log")
+                elif proc.returncode == EXIT_LOCKED:
+                    locked.append(job.label)
+                    print(f"sweep: {job.label} is being trained by another process; skipped", file=stream, flush=True)
+                else:
+                    failed.append(job.label)
+                    print(f"sweep: {job.label} failed (exit {proc.returncode}); see {job.path}.log",
+                          file=stream, flush=True)
+                tracker.show(done, len(running), len(pending), len(failed), force=True)
+            tracker.show(done, len(running), len(pending), len(failed))
+    finally:
+        for proc, (job, log) in running.items():
+            proc.terminate()
+        for proc, (job, log) in running.items():
+            proc.wait()
+            log.close()
+    return {"done": done, "skipped": len(states["done"]), "failed": failed, "locked": locked}
+
+
+# ---- command line -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    ap = OneLineParser(prog=PROG, description="Train a grid of runs (regimes x arms x seeds), resumably.")
+    ap.add_argument("--regimes", nargs="+", default=["hard"], help=f"of {', '.join(REGIMES)} (hard)")
+    ap.add_argument("--arms", nargs="+", default=["baseline", "dream", "control"],
+                    help=f"of {', '.join(ARMS)} (baseline dream control)")
+    ap.add_argument("--seeds", default="42", help="e.g. 0-19 or 42,0-2 (42)")
+    ap.add_argument("--out", default="runs", help="root folder of run files (runs/)")
+    ap.add_argument("--workers", type=int, help="worker processes (one per core)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (1)")
+    ap.add_argument("--device", default="cpu", help="torch device of every worker (cpu)")
+    ap.add_argument("--dry-run", action="store_true", help="list the runs and what would happen to each")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-config", help=argparse.SUPPRESS)
+    add_config_flags(ap)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.worker:
+            return run_job(from_json(args.worker_config), Path(args.worker), args.threads, args.device)
+        if args.workers is not None and args.workers < 1:
+            raise MechgrokError(f"--workers must be positive, got {args.workers}")
+        if args.threads < 1:
+            raise MechgrokError(f"--threads must be positive, got {args.threads}")
+        jobs = plan(args.regimes, args.arms, parse_seeds(args.seeds), args.out, **overrides_from_args(args))
+        if args.dry_run:
+            states = check(jobs)
+            for job in jobs:
+                state = next(s for s, js in states.items() if job in js)
+                print(f"{state:<6} {job.path}")
+            return 0
+        result = run_local(jobs, args.workers, args.threads, args.device)
+    except MechgrokError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+    print(f"sweep: {result['done']} of {len(jobs)} runs finished ({result['skipped']} were already)"
+          + (f"; failed: {', '.join(result['failed'])}" if result["failed"] else "")
+          + (f"; busy elsewhere: {', '.join(result['locked'])}" if result["locked"] else ""))
+    return 1 if result["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

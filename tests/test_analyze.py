@@ -1,0 +1,123 @@
+"""The analyses on real tiny runs, their storage in the run file, the CLI, and the probes."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import ROOT, tiny
+from mechgrok import analyze, runstore
+from mechgrok.loop import train
+from probes.linear import probe_accuracy, probe_r2
+from test_loop import _contents, _same
+
+
+def _analyze_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "mechgrok.analyze", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.fixture()
+def dream_copy(arm_runs, tmp_path):
+    path = tmp_path / "dream.h5"
+    shutil.copy(arm_runs["dream"], path)
+    return path
+
+
+def test_every_analysis_stores_results_and_leaves_training_data_alone(dream_copy):
+    before = _contents(dream_copy)
+    n_ckpt = len(analyze.RunView(dream_copy).checkpoints())
+    for name in analyze.ANALYSES:
+        summary = analyze.analyse(name, dream_copy)
+        arrays, attrs = runstore.read_analysis(dream_copy, name)
+        assert attrs["complete"] and not attrs["partial"]
+        if name in ("fourier", "norms"):
+            assert len(arrays["step"]) == n_ckpt and summary["checkpoints_analysed"] == n_ckpt
+    after = {k: v for k, v in _contents(dream_copy).items() if not k.startswith("analysis/")}
+    assert _same(before, after)
+    # re-running replaces, not duplicates
+    analyze.analyse("norms", dream_copy)
+    with h5py.File(dream_copy, "r") as f:
+        assert sorted(f["analysis"]) == sorted(analyze.ANALYSES)
+
+
+def test_fourier_and_norms_values_are_consistent(dream_copy):
+    view = analyze.RunView(dream_copy)
+    out, summary = analyze.fourier(view)
+    assert out["we_norms"].shape == (len(out["step"]), 6)
+    assert np.all(out["n_key"] >= 1) and np.all((out["top_share"] > 0) & (out["top_share"] <= 1))
+    # the full loss over all pairs at the final checkpoint matches the metrics (same weights)
+    m = runstore.read_table(dream_copy, "metrics")
+    ntr, nte = len(view.train_idx), len(view.test_idx)
+    full = (m["train_loss"][-1] * ntr + m["test_loss"][-1] * nte) / (ntr + nte)
+    assert out["full_loss"][-1] == pytest.approx(full, rel=1e-4)
+    assert out["full_train_loss"][-1] == pytest.approx(m["train_loss"][-1], rel=1e-4)
+    nm, _ = analyze.norms(view)
+    assert nm["dist_init"][0] == 0.0 and nm["dist_init"][-1] > 0
+    np.testing.assert_allclose(nm["total"] ** 2, sum(nm[c] ** 2 for c in ("embed", "attention", "mlp", "unembed",
+                                                                          "other")), rtol=1e-9)
+    # displacement across the dream events is measured, and compared with an ordinary window
+    assert len(nm["event_step"]) == 3 and np.all(nm["event_displacement"] > 0) and np.all(nm["window_steps"] == 100)
+
+
+def test_landscape_pairs_and_named_pair(dream_copy):
+    view = analyze.RunView(dream_copy)
+    out, summary = analyze.landscape(view, pairs=["0:300"], sharpness=False, grid=[0.0, 0.5, 1.0])
+    kinds = [k.decode() for k in out["kind"]]
+    assert kinds.count("event") == 3 and kinds[-1] == "named"
+    assert out["train_loss"].shape == (4, 3)
+    with pytest.raises(Exception, match="no complete checkpoint"):
+        analyze.landscape(view, pairs=["0:12345"], sharpness=False, grid=[0.0, 1.0])
+
+
+def test_probes_find_a_planted_feature_and_not_shuffled_labels():
+    rng = np.random.default_rng(0)
+    p = 13
+    a, b = np.divmod(np.arange(p * p), p)
+    X = np.eye(p)[a] @ rng.standard_normal((p, 32)) + 0.1 * rng.standard_normal((p * p, 32))
+    assert probe_accuracy(X, a) > 0.95
+    assert probe_accuracy(X, rng.permutation(a)) < 0.3  # chance is 1/13
+    assert probe_accuracy(X, b) < 0.3  # b is not in X
+    target = np.cos(2 * np.pi * 3 * a / p)
+    assert probe_r2(X, target) > 0.95 and probe_r2(X, rng.permutation(target)) < 0.2
+
+
+def test_cli_bad_input_partial_runs_and_csv(arm_runs, tmp_path):
+    good = tmp_path / "good.h5"
+    shutil.copy(arm_runs["baseline"], good)
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = 1
+    r = _analyze_cli("norms", good, foreign, tmp_path / "missing", "--csv", tmp_path / "n.csv", "--quiet")
+    assert r.returncode == 2
+    errors = r.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(e.startswith("python -m mechgrok.analyze: error:") for e in errors)
+    assert "Traceback" not in r.stderr
+    assert str(good) in r.stdout  # the good run was still analysed
+    assert runstore.read_analysis(good, "norms")[1]["complete"]
+    assert (tmp_path / "n.csv").read_text().startswith("run,step,phase,total")
+    # an interrupted run is analysed up to its last checkpoint and reported as partial
+    partial = tmp_path / "partial.h5"
+
+    class Stop(Exception):
+        pass
+
+    def stop(step, total, row):
+        if step == 250:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(tiny("dream"), partial, progress=stop)
+    r = _analyze_cli("fourier", partial, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "partial" in r.stdout
+    r = _analyze_cli("landscape", good, "--pair", "0:999", "--quiet")
+    assert r.returncode == 2 and "no complete checkpoint '999'" in r.stderr
+    r = _analyze_cli("wavelets", good)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    r = _analyze_cli("fourier", tmp_path / "nothing-here")
+    assert r.returncode == 2 and "no such file or folder" in r.stderr

@@ -1,0 +1,105 @@
+"""Statistics against hand-computed values, censoring, and calibration by simulation."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from mechgrok import stats
+
+
+def test_kaplan_meier_by_hand():
+    km = stats.kaplan_meier([2, 3, 3, 5, 8], [True, True, False, True, False])
+    # t=2: 5 at risk, 1 grokks -> 0.8; t=3: 4 at risk, 1 grokks -> 0.6; t=5: 2 at risk -> 0.3
+    np.testing.assert_allclose(km.times, [2, 3, 5])
+    np.testing.assert_allclose(km.survival, [0.8, 0.6, 0.3])
+    assert km.median == 5 and km.quantile(0.25) == 3 and km.at(1) == 1.0 and km.at(4) == pytest.approx(0.6)
+    assert km.n == 5 and km.events == 3
+
+
+def test_censored_runs_are_kept_and_lower_the_drops():
+    with_censored = stats.kaplan_meier([2, 3, 5, 30], [True, True, True, False])
+    dropped = stats.kaplan_meier([2, 3, 5], [True, True, True])
+    assert with_censored.n == 4
+    assert 1 - with_censored.at(2) == pytest.approx(0.25)
+    assert 1 - dropped.at(2) == pytest.approx(1 / 3)
+    assert with_censored.at(5) == pytest.approx(0.25) and dropped.at(5) == 0.0
+    # a curve that never reaches one half has no median
+    assert math.isinf(stats.kaplan_meier([5, 30, 30], [True, False, False]).median)
+
+
+def test_logrank_by_hand():
+    # A = {1, 3}, B = {2, 4}, all grokked: O_A - E_A = 2 - 4/3, V = 1/4 + 2/9 + 1/4 -> chi2 = 8/13
+    chi2, p = stats.logrank([1, 3], [True, True], [2, 4], [True, True])
+    assert chi2 == pytest.approx(8 / 13)
+    assert p == pytest.approx(0.43276, abs=1e-4)
+    assert all(math.isnan(v) for v in stats.logrank([5, 5], [False, False], [5], [False]))
+
+
+def test_mann_whitney_and_permutation_by_hand():
+    # exact: U = 0 is 1 of the 6 equally likely orderings of 2 vs 2, two-sided -> 2/6
+    assert stats.mann_whitney([1, 2], [3, 4]) == pytest.approx(1 / 3)
+    # all 6 splits enumerated: |mean diff| >= 2 for 2 of them
+    assert stats.permutation_pvalue([1, 2], [3, 4]) == pytest.approx(1 / 3)
+    assert stats.permutation_pvalue([0.5, 0.5], [0.5]) == 1.0
+
+
+def test_speedup_point_interval_and_censoring():
+    ratio, lo, hi = stats.speedup([10, 20, 30, 40, 50], [True] * 5, [5, 10, 15, 20, 25], [True] * 5)
+    assert ratio == pytest.approx(2.0) and lo <= 2.0 <= hi
+    assert (lo, hi) == stats.speedup([10, 20, 30, 40, 50], [True] * 5, [5, 10, 15, 20, 25], [True] * 5)[1:]  # seeded
+    # only the new arm groks -> infinite ratio; only the reference -> 0; neither -> no ratio, no interval
+    assert math.isinf(stats.speedup([100] * 3, [False] * 3, [10, 20, 30], [True] * 3)[0])
+    assert stats.speedup([10, 20, 30], [True] * 3, [100] * 3, [False] * 3)[0] == 0.0
+    r = stats.speedup([100] * 3, [False] * 3, [100] * 3, [False] * 3)
+    assert all(math.isnan(v) for v in r)
+
+
+def test_kruskal_and_correlation():
+    assert stats.kruskal_wallis([[1, 2, 3, 4], [11, 12, 13, 14], [21, 22, 23, 24]]) < 0.01
+    assert math.isnan(stats.kruskal_wallis([[1, 1], [1, 1]]))
+    c = stats.correlation([1, 2, 3, 4, 5], [2, 4, 6, 8, 10.5])
+    assert c["r"] > 0.99 and c["lo"] < c["r"] <= c["hi"] <= 1 and c["n"] == 5
+    assert math.isnan(stats.correlation([1, 2], [3, 4])["r"])
+
+
+def _lognormal(median, budget, sigma=0.6):
+    def draw(rng, n):
+        t = np.ceil(median * np.exp(sigma * rng.standard_normal(n)))
+        return np.minimum(t, budget), t <= budget
+
+    return draw
+
+
+def test_aa_comparison_rejects_at_the_nominal_rate():
+    """Two arms drawn from one process (with censoring): the log-rank test rejects at ~5%."""
+    same = _lognormal(6000, 10_000)
+    rate = stats.simulated_power(same, same, n=10, sims=600, seed=7)
+    # binomial sd at 600 draws is 0.009; allow the test's small-sample conservatism
+    assert 0.02 <= rate <= 0.085, rate
+
+
+def test_power_matches_the_schoenfeld_prediction():
+    """Exponential times, hazard ratio 2, no censoring: simulated log-rank power equals
+    Schoenfeld's formula, power = Phi(sqrt(d / 4) |log HR| - z_(1 - alpha/2)), d = 2n events."""
+    n = 20
+
+    def expo(rate):
+        return lambda rng, k: (rng.exponential(1 / rate, k), np.ones(k, bool))
+
+    simulated = stats.simulated_power(expo(1.0), expo(2.0), n=n, sims=600, seed=3)
+    predicted = norm.cdf(math.sqrt(2 * n / 4) * math.log(2) - norm.ppf(0.975))
+    assert abs(simulated - predicted) < 0.07, (simulated, predicted)
+
+
+def test_seeds_needed():
+    rng = np.random.default_rng(0)
+    t = np.ceil(6000 * np.exp(0.4 * rng.standard_normal(12)))
+    g = t <= 30_000
+    big = stats.seeds_needed(t, g, 30_000, target_speedup=3.7, sims=150)
+    small = stats.seeds_needed(t, g, 30_000, target_speedup=1.3, sims=150)
+    assert big["n"] is not None and big["n"] <= 8
+    assert small["n"] is None or small["n"] > big["n"]
+    none = stats.seeds_needed([30_000] * 3, [False] * 3, 30_000, target_speedup=3.7)
+    assert none["n"] is None and "no pilot run grokked" in none["reason"]

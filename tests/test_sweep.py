@@ -1,0 +1,95 @@
+"""Sweeps on a tiny config with 2 workers: completion, idempotence, interruption, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, TINY
+from mechgrok import runstore
+from mechgrok.errors import MechgrokError
+from mechgrok.sweep import parse_seeds, plan, run_local
+from test_loop import _contents, _same
+
+SWEEP_FLAGS = ["--p", "13", "--train-end", "6", "--steps", "400", "--eval-every", "50", "--checkpoint-every",
+               "100", "--dream-every", "100", "--dream-k", "20"]
+GRID = dict(regimes=["hard"], arms=["baseline", "dream"], seeds=[0, 1])
+SETTINGS = {**TINY, "steps": 400}
+
+
+def _sweep_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "mechgrok.sweep", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("42,0-2,1") == [42, 0, 1, 2]
+    for bad in ("", "a-b", "3-1", "1,,2", "-1"):
+        with pytest.raises(MechgrokError):
+            parse_seeds(bad)
+
+
+def test_plan_orders_by_seed_then_arm(tmp_path):
+    jobs = plan(GRID["regimes"], GRID["arms"], GRID["seeds"], tmp_path, **SETTINGS)
+    assert [(j.cfg.seed, j.cfg.arm) for j in jobs] == [(0, "baseline"), (0, "dream"), (1, "baseline"), (1, "dream")]
+    assert all(j.path.is_relative_to(tmp_path) and j.path.name == f"seed{j.cfg.seed}.h5" for j in jobs)
+
+
+def test_sweep_completes_then_does_nothing_and_an_interrupted_sweep_ends_identical(tmp_path):
+    jobs = plan(GRID["regimes"], GRID["arms"], GRID["seeds"], tmp_path / "a", **SETTINGS)
+    first = run_local(jobs, workers=2)
+    assert first["done"] == 4 and first["failed"] == [] and first["skipped"] == 0
+    for job in jobs:
+        assert runstore.read_attrs(job.path)["status"] == "complete"
+    mtimes = [os.stat(j.path).st_mtime_ns for j in jobs]
+    again = run_local(jobs, workers=2)
+    assert again["skipped"] == 4 and again["failed"] == []
+    assert [os.stat(j.path).st_mtime_ns for j in jobs] == mtimes  # nothing touched
+
+    # the same sweep into another folder, killed (SIGKILL, workers die with it) mid-way, then restarted
+    out = tmp_path / "b"
+    cmd = [sys.executable, "-m", "mechgrok.sweep", "--arms", "baseline", "dream", "--seeds", "0-1", "--workers", "2",
+           "--out", str(out), *SWEEP_FLAGS]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    killed_mid_run = False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        steps = []
+        for job in plan(GRID["regimes"], GRID["arms"], GRID["seeds"], out, **SETTINGS):
+            try:
+                steps.append(runstore.read_attrs(job.path)["last_step"])
+            except Exception:
+                pass
+        if any(100 <= s < 400 for s in steps):
+            proc.send_signal(signal.SIGKILL)
+            killed_mid_run = True
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert killed_mid_run, "the sweep finished before it could be interrupted"
+    time.sleep(1.0)  # let the workers' parent-death SIGKILL land
+    restarted = _sweep_cli("--arms", "baseline", "dream", "--seeds", "0-1", "--workers", "2", "--out", out, *SWEEP_FLAGS)
+    assert restarted.returncode == 0, restarted.stderr
+    assert "to resume" in restarted.stderr
+    for job_a, job_b in zip(jobs, plan(GRID["regimes"], GRID["arms"], GRID["seeds"], out, **SETTINGS)):
+        assert _same(_contents(job_a.path), _contents(job_b.path)), job_b.label
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    for args in (["--arms", "dreamy"], ["--seeds", "1-x"], ["--regimes", "harder"], ["--workers", "0"],
+                 ["--split", "random", "--train-fraction", "1.5"]):
+        r = _sweep_cli(*args, "--out", tmp_path)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, args
+    # a folder holding another run's file at one of the sweep's paths: refused before any work
+    job = plan(["hard"], ["baseline"], [0], tmp_path, **SETTINGS)[0]
+    job.path.parent.mkdir(parents=True)
+    job.path.write_bytes(b"not hdf5")
+    r = _sweep_cli("--arms", "baseline", "dream", "--seeds", "0", "--out", tmp_path, *SWEEP_FLAGS)
+    assert r.returncode == 2 and "not a readable HDF5 run file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert job.path.read_bytes() == b"not hdf5"
+    assert not (job.path.parent.parent / "dream").exists()  # no work started

@@ -82,12 +82,12 @@ class RunView:
         return w
 
     def forward(self, hooks: list[str]):
-        """Last-position logits (p*p, p) and the named hooks' last-position activations, float64 numpy."""
+        """Last-position logits (p*p, p; float64) and the named hooks' last-position activations (float32)."""
         import torch
 
         with torch.no_grad():
             logits, cache = self.model.run_with_cache(self.x_all, names_filter=lambda n: n in hooks)
-        return logits[:, -1].double().numpy(), {h: cache[h][:, -1].double().numpy() for h in hooks}
+        return logits[:, -1].double().numpy(), {h: cache[h][:, -1].numpy() for h in hooks}
 
     def data(self) -> dict[str, tuple]:
         import torch

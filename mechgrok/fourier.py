@@ -99,22 +99,29 @@ def _freq_index(k: int) -> list[int]:
 
 def neuron_frequencies(acts: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
     """For activations ``acts`` (p*p inputs in order a*p+b, n_neurons), each neuron's best
-    frequency (1-based; 0 for a dead neuron) and the share of its variance it explains."""
-    A = np.asarray(acts, dtype=np.float64).reshape(p, p, -1)
-    F = basis(p)
-    C = np.einsum("ia,abn,jb->ijn", F, A, F, optimize=True)  # 2-D Fourier coefficients
-    E = C ** 2
-    E[0, 0] = 0.0  # the mean is not variance
-    total = E.sum(axis=(0, 1))
+    frequency (1-based; 0 for a dead neuron) and the share of its variance it explains.
+
+    The share of frequency k is the energy of the 2-D Fourier coefficients whose row
+    and column are each the constant or frequency k (not both constant), over all
+    energy but the constant-constant term (the mean)."""
+    A = np.asarray(acts, dtype=np.float32).reshape(p, p, -1)
+    F = basis(p).astype(np.float32)
+    n = A.shape[2]
+    T = (F @ A.reshape(p, p * n)).reshape(p, p, n)  # transform over a
+    C = np.matmul(F[None], T)  # transform over b: C[i, j, n]
+    E = (C.astype(np.float64)) ** 2
     K = n_frequencies(p)
-    share = np.empty((K, A.shape[2]))
-    for k in range(1, K + 1):
-        idx = [0, *_freq_index(k)]
-        share[k - 1] = E[np.ix_(idx, idx)].sum(axis=(0, 1))
+    # block sums over the (constant, frequency 1..K) groups of rows and columns
+    rows = np.concatenate([E[:1], E[1:].reshape(K, 2, p, n).sum(axis=1)])  # (K+1, p, n)
+    S = np.concatenate([rows[:, :1], rows[:, 1:].reshape(K + 1, K, 2, n).sum(axis=2)], axis=1)  # (K+1, K+1, n)
+    total = S.sum(axis=(0, 1)) - S[0, 0]
+    k = np.arange(1, K + 1)
+    share = S[0, k] + S[k, 0] + S[k, k]  # (K, n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(total > 0, share / total, 0.0)
+        share = np.where(total > 1e-12 * np.maximum(S[0, 0], 1), share / np.where(total > 0, total, 1), 0.0)
     best = share.argmax(axis=0)
-    return np.where(total > 0, best + 1, 0), share[best, np.arange(A.shape[2])]
+    alive = total > 1e-12 * np.maximum(S[0, 0], 1)
+    return np.where(alive, best + 1, 0), share[best, np.arange(n)]
 
 
 def _project_logits(logits: np.ndarray, p: int, funcs: np.ndarray) -> np.ndarray:
@@ -124,10 +131,13 @@ def _project_logits(logits: np.ndarray, p: int, funcs: np.ndarray) -> np.ndarray
 
 
 def restricted_functions(p: int, keys) -> np.ndarray:
-    """Orthonormal 2-D functions over (a, b): the constant and cos/sin k a x cos/sin k b for each key k."""
+    """Orthonormal 2-D functions over (a, b): the constant and, for each key k, the four
+    products cos/sin(k a) x cos/sin(k b) (their span is that of cos/sin k(a + b), cos/sin k(a - b))."""
     F = basis(p)
-    idx = [0] + [i for k in keys for i in _freq_index(int(k))]
-    out = [np.outer(F[i], F[j]).ravel() for i in idx for j in idx if (i == 0) == (j == 0)]
+    out = [np.outer(F[0], F[0]).ravel()]
+    for k in keys:
+        idx = _freq_index(int(k))
+        out += [np.outer(F[i], F[j]).ravel() for i in idx for j in idx]
     return np.stack(out)
 
 

@@ -199,6 +199,30 @@ def correlation(x, y, level: float = 0.95) -> dict:
             "p": float(res.pvalue), "spearman": float(spearmanr(x, y).statistic)}
 
 
+def median_at_most(successes: int, n: int) -> float:
+    """Sign test of the hypothesis "the median is at most the claimed value": the one-sided
+    binomial p-value of seeing ``successes`` or fewer of ``n`` runs at or below it, when
+    each run would be with probability >= 1/2. Assumes independent runs; exact."""
+    from scipy.stats import binom
+
+    return float(binom.cdf(successes, n, 0.5)) if n else math.nan
+
+
+def mean_interval(x, level: float = 0.95, n_boot: int = N_BOOT, seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """Mean with a seeded percentile bootstrap interval (nan interval below 2 values).
+    Assumes independent observations; rough for very few."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    if len(x) < 2:
+        return float(x.mean()), math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), (n_boot, len(x)))].mean(axis=1)
+    tail = (1 - level) / 2
+    return float(x.mean()), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
 # ---- power ---------------------------------------------------------------------------------------
 def simulated_power(draw_a, draw_b, n: int, sims: int = 400, alpha: float = ALPHA, seed: int = 0) -> float:
     """Fraction of ``sims`` simulated experiments with ``n`` runs per arm in which the

@@ -1,0 +1,335 @@
+"""Figures for the paper: ``python -m mechgrok.figures runs/ --out figures/``.
+
+Every figure is drawn from run files (and their /analysis results), as PNG (300
+dpi) and PDF, sized for a journal column (3.4 in wide; two-panel figures 7 in).
+Each function returns the numbers it plotted, so tests can check them against
+the statistics table. Colours are fixed per arm across all figures.
+
+- ``curves_<variant>``: test and train accuracy per arm, median and interquartile
+  band over seeds, replay events marked on the axis;
+- ``km_<variant>``: Kaplan-Meier curves of time-to-grok per arm (censored runs
+  marked), KM medians as points;
+- ``speedup``: the speed-up over baseline per arm and reading, with bootstrap 95%
+  intervals;
+- ``spectrum_<variant>_<arm>_seed<N>``: the norm of each frequency of W_E over
+  training (heatmap), replay events marked;
+- ``fourier_<variant>``: top-5 share of W_E's spectrum, restricted and excluded loss
+  over training, per analysed run;
+- ``norms_<variant>``: total weight norm and distance from initialisation;
+- ``landscape_<variant>``: loss along the line from the memorisation to the grokked
+  checkpoint and across replay events;
+- ``probes_<variant>``: linear-probe accuracy for (a + b) mod p per layer over training.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import runstore, stats
+from .errors import MechgrokError
+from .results import collect, finished, select
+
+ARM_COLORS = {"baseline": "#4d4d4d", "dream": "#d62728", "control": "#1f77b4", "grokfast": "#2ca02c",
+              "dream-early": "#ff7f0e", "dream-plateau": "#9467bd"}
+ARM_ORDER = tuple(ARM_COLORS)
+COLUMN = 3.4
+DOUBLE = 7.0
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7, "legend.fontsize": 6,
+                         "xtick.labelsize": 6, "ytick.labelsize": 6, "lines.linewidth": 1.0,
+                         "axes.spines.top": False, "axes.spines.right": False, "savefig.dpi": 300})
+    return plt
+
+
+def _save(fig, out: Path, name: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    fig.tight_layout()
+    for p in paths:
+        fig.savefig(p, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return paths
+
+
+def _safe(variant: str) -> str:
+    return variant.replace("@", "_").replace("=", "-").replace(",", "_")
+
+
+def _arms(rows) -> list[str]:
+    present = {r["arm"] for r in rows}
+    return [a for a in ARM_ORDER if a in present]
+
+
+def _event_steps(path: str) -> np.ndarray:
+    ev = runstore.read_table(path, "events")
+    return ev["step"][ev["extra_steps"] > 0] if len(ev["step"]) else np.zeros(0)
+
+
+def _mark_events(ax, steps, color, y=0.0):
+    if len(steps):
+        ax.plot(steps, np.full(len(steps), y), "|", color=color, markersize=3, alpha=0.6, clip_on=False)
+
+
+# ---- from the results table ----------------------------------------------------------------------
+def learning_curves(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
+    plt = _plt()
+    rows = select(finished(rows), variant=variant)
+    fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4), sharex=True)
+    plotted = {}
+    for arm in _arms(rows):
+        arm_rows = select(rows, arm=arm)
+        tables = [runstore.read_table(r["path"], "metrics") for r in arm_rows]
+        grid = np.unique(np.concatenate([t["step"] for t in tables]))
+        for ax, key in zip(axes, ("test_acc", "train_acc")):
+            # a run that stopped (grokked + stop delay) keeps its last value afterwards
+            vals = np.array([np.interp(grid, t["step"], t[key]) for t in tables])
+            med = np.median(vals, axis=0)
+            q1, q3 = np.percentile(vals, [25, 75], axis=0)
+            ax.plot(grid, med, color=ARM_COLORS[arm], label=f"{arm} (n={len(arm_rows)})")
+            ax.fill_between(grid, q1, q3, color=ARM_COLORS[arm], alpha=0.2, linewidth=0)
+            plotted[(arm, key)] = (grid, med)
+        _mark_events(axes[0], _event_steps(arm_rows[0]["path"]), ARM_COLORS[arm], y=-0.04)
+    for ax, title in zip(axes, ("test accuracy", "train accuracy")):
+        ax.set_xlabel("training step")
+        ax.set_ylabel(title)
+        ax.set_ylim(-0.06, 1.02)
+        ax.axhline(0.95, color="k", lw=0.5, ls=":")
+    axes[0].set_title(f"{variant}: median and IQR over seeds; ticks = replay events")
+    axes[1].legend(loc="lower right", frameon=False)
+    return _save(fig, out, f"curves_{_safe(variant)}"), plotted
+
+
+def kaplan_meier(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
+    plt = _plt()
+    rows = select(finished(rows), variant=variant)
+    fig, ax = plt.subplots(figsize=(COLUMN, 2.4))
+    medians = {}
+    for arm in _arms(rows):
+        arm_rows = select(rows, arm=arm)
+        t = [r["time_to_grok"] for r in arm_rows]
+        g = [r["grokked"] for r in arm_rows]
+        km = stats.kaplan_meier(t, g)
+        budget = max(r["budget"] for r in arm_rows)
+        # step function: 1 until the first grok time, then each survival value
+        xs, ys = [0.0], [1.0]
+        s_prev = 1.0
+        for time, s in zip(km.times, km.survival):
+            xs += [time, time]
+            ys += [s_prev, s]
+            s_prev = s
+        xs.append(budget)
+        ys.append(s_prev)
+        ax.plot(xs, ys, color=ARM_COLORS[arm], label=f"{arm} ({km.events}/{km.n} grokked)", drawstyle="default")
+        cens = [r["time_to_grok"] for r in arm_rows if not r["grokked"]]
+        if cens:
+            ax.plot(cens, [km.at(c) for c in cens], "+", color=ARM_COLORS[arm], markersize=5)
+        medians[arm] = km.median
+        if math.isfinite(km.median):
+            ax.plot([km.median], [0.5], "o", color=ARM_COLORS[arm], markersize=3)
+    ax.axhline(0.5, color="k", lw=0.5, ls=":")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("fraction not yet grokked")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{variant}: Kaplan-Meier (+ = censored, o = median)")
+    ax.legend(frameon=False, loc="lower left")
+    return _save(fig, out, f"km_{_safe(variant)}"), medians
+
+
+def speedup(rows, out: Path) -> tuple[list[Path], dict]:
+    plt = _plt()
+    lines = [ln for ln in stats.table(rows) if "speedup" in ln]
+    fig, ax = plt.subplots(figsize=(COLUMN, 1.0 + 0.22 * max(len(lines), 1)))
+    plotted = {}
+    for i, ln in enumerate(lines):
+        r, lo, hi = ln["speedup"], ln["speedup_lo"], ln["speedup_hi"]
+        label = f"{ln['variant']} {ln['arm']}"
+        plotted[(ln["variant"], ln["arm"])] = (r, lo, hi)
+        color = ARM_COLORS.get(ln["arm"], "k")
+        if math.isfinite(r) and r > 0:
+            ax.plot([r], [i], "o", color=color, markersize=3)
+        if math.isfinite(lo) and math.isfinite(hi) and lo > 0:
+            ax.plot([lo, hi], [i, i], color=color)
+        if not (math.isfinite(r) and r > 0):
+            ax.text(1, i, " no ratio: neither arm's KM median within budget" if math.isnan(r) else f" ratio {r}",
+                    va="center", fontsize=5)
+    ax.set_yticks(range(len(lines)), [f"{ln['variant']} {ln['arm']}" for ln in lines])
+    ax.set_xscale("log")
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.xaxis.set_major_locator(FixedLocator([0.25, 0.5, 1, 2, 4, 8, 16]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylim(-0.7, len(lines) - 0.3)
+    ax.axvline(1, color="k", lw=0.5, ls=":")
+    ax.axvline(3.7, color="#d62728", lw=0.5, ls="--")
+    ax.set_xlabel("speed-up over baseline (KM median ratio, 95% bootstrap CI); dashed = paper's 3.7x")
+    return _save(fig, out, "speedup"), plotted
+
+
+# ---- from /analysis --------------------------------------------------------------------------------
+def _analysed(rows, name):
+    out = []
+    for r in finished(rows):
+        try:
+            out.append((r, *runstore.read_analysis(r["path"], name)))
+        except MechgrokError:
+            pass
+    return out
+
+
+def spectrum(row, arrays, out: Path) -> list[Path]:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(COLUMN, 2.4))
+    steps = arrays["step"]
+    norms = arrays["we_norms"]
+    K = norms.shape[1]
+    im = ax.imshow(norms.T, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
+                   extent=[0, len(steps), 0.5, K + 0.5])
+    ticks = np.linspace(0, len(steps) - 1, min(6, len(steps))).astype(int)
+    ax.set_xticks(ticks + 0.5, [str(int(steps[i])) for i in ticks])
+    ev = set(_event_steps(row["path"]).tolist())
+    idx = [i + 0.5 for i, s in enumerate(steps) if int(s) in ev]
+    if idx:
+        ax.plot(idx, np.full(len(idx), 0.5), "|", color="w", markersize=3, clip_on=False)
+    ax.set_xlabel("checkpoint (training step)")
+    ax.set_ylabel("frequency k")
+    ax.set_title(f"{row['variant']} {row['arm']} seed {row['seed']}: |W_E| per frequency")
+    fig.colorbar(im, ax=ax, label="norm")
+    return _save(fig, out, f"spectrum_{_safe(row['variant'])}_{row['arm']}_seed{row['seed']}")
+
+
+def fourier_metrics(items, variant: str, out: Path) -> list[Path]:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4))
+    for r, a, _ in items:
+        c = ARM_COLORS[r["arm"]]
+        axes[0].plot(a["step"], a["top_share"], color=c, label=f"{r['arm']} s{r['seed']}")
+        axes[1].plot(a["step"], a["restricted_loss"], color=c, label=f"{r['arm']} s{r['seed']} restricted")
+        axes[1].plot(a["step"], a["excluded_loss"], color=c, ls="--", label=f"{r['arm']} s{r['seed']} excluded")
+    axes[0].set_ylabel("top-5 share of W_E energy")
+    axes[1].set_ylabel("loss (nats)")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("training step")
+    axes[0].set_title(f"{variant}: Fourier sparsity")
+    axes[1].set_title("restricted (all pairs, solid) / excluded (train, dashed) loss")
+    axes[0].legend(frameon=False, fontsize=5)
+    return _save(fig, out, f"fourier_{_safe(variant)}")
+
+
+def norm_trajectories(items, variant: str, out: Path) -> list[Path]:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4))
+    for r, a, _ in items:
+        c = ARM_COLORS[r["arm"]]
+        axes[0].plot(a["step"], a["total"], color=c, label=f"{r['arm']} s{r['seed']}")
+        axes[1].plot(a["step"], a["dist_init"], color=c)
+    axes[0].set_ylabel("L2 norm of all weights")
+    axes[1].set_ylabel("distance from initialisation (L2)")
+    for ax in axes:
+        ax.set_xlabel("training step")
+    axes[0].set_title(f"{variant}: weight norms")
+    axes[0].legend(frameon=False)
+    return _save(fig, out, f"norms_{_safe(variant)}")
+
+
+def interpolation(items, variant: str, out: Path) -> list[Path]:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4))
+    for r, a, _ in items:
+        c = ARM_COLORS[r["arm"]]
+        kinds = [k.decode() if isinstance(k, bytes) else k for k in a["kind"]]
+        for i, k in enumerate(kinds):
+            if k == "mem-alg":
+                axes[0].plot(a["t"], a["train_loss"][i], color=c, label=f"{r['arm']} s{r['seed']} train")
+                axes[0].plot(a["t"], a["test_loss"][i], color=c, ls="--", label=f"{r['arm']} s{r['seed']} test")
+            elif k == "event":
+                axes[1].plot(a["t"], a["train_loss"][i], color=c, alpha=0.5)
+    axes[0].set_title(f"{variant}: memorised -> grokked checkpoint")
+    axes[1].set_title("before -> after each replay event (train loss)")
+    for ax in axes:
+        ax.set_xlabel("interpolation t")
+        ax.set_ylabel("loss (nats)")
+        ax.axvline(0, color="k", lw=0.4, ls=":")
+        ax.axvline(1, color="k", lw=0.4, ls=":")
+    if axes[0].lines:
+        axes[0].legend(frameon=False, fontsize=5)
+    else:
+        axes[0].text(0.5, 0.5, "no run has both a memorised\nand a grokked checkpoint", ha="center",
+                     va="center", transform=axes[0].transAxes)
+    return _save(fig, out, f"landscape_{_safe(variant)}")
+
+
+def probe_curves(items, variant: str, out: Path) -> list[Path]:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(COLUMN, 2.4))
+    for r, a, _ in items:
+        c = ARM_COLORS[r["arm"]]
+        for L in range(a["acc_sum"].shape[1]):
+            ax.plot(a["step"], a["acc_sum"][:, L], color=c, ls=("-", "--", ":")[L % 3],
+                    label=f"{r['arm']} s{r['seed']} layer {L}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("probe accuracy, (a+b) mod p (held-out pairs)")
+    ax.set_title(f"{variant}: linear probes on the residual stream")
+    ax.legend(frameon=False, fontsize=5)
+    return _save(fig, out, f"probes_{_safe(variant)}")
+
+
+def make_all(rows, out: str | Path) -> list[Path]:
+    """Every figure the runs (and their analyses) allow; returns the files written."""
+    out = Path(out)
+    fin = finished(rows)
+    paths: list[Path] = []
+    for variant in sorted({r["variant"] for r in fin}):
+        paths += learning_curves(fin, variant, out)[0]
+        paths += kaplan_meier(fin, variant, out)[0]
+    if any("speedup" in ln for ln in stats.table(fin)):
+        paths += speedup(fin, out)[0]
+    for name, fn in (("fourier", fourier_metrics), ("norms", norm_trajectories), ("landscape", interpolation),
+                     ("probes", probe_curves)):
+        items = _analysed(fin, name)
+        for variant in sorted({r["variant"] for r, _, _ in items}):
+            paths += fn([it for it in items if it[0]["variant"] == variant], variant, out)
+        if name == "fourier":
+            for r, a, _ in items:
+                paths += spectrum(r, a, out)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .train import OneLineParser
+
+    ap = OneLineParser(prog="python -m mechgrok.figures", description="Draw the paper's figures from run files.")
+    ap.add_argument("paths", nargs="+", help="run files or folders (searched recursively)")
+    ap.add_argument("--out", default="figures", help="output folder (figures/)")
+    args = ap.parse_args(argv)
+    try:
+        rows, problems = collect(args.paths)
+        for p in problems:
+            print(f"skipped: {p}", file=sys.stderr)
+        if not finished(rows):
+            raise MechgrokError(f"no finished runs under {', '.join(args.paths)}")
+        paths = make_all(rows, args.out)
+    except MechgrokError as exc:
+        print(f"python -m mechgrok.figures: error: {exc}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

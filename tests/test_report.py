@@ -1,0 +1,129 @@
+"""The claims audit and the figures on synthetic run files whose answer is known."""
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from mechgrok import figures, report, runstore, stats
+from mechgrok.config import make_config
+from mechgrok.data import split_indices
+from mechgrok.results import collect, read_csv
+
+EVAL = 200
+
+
+def synth_run(path, arm, seed, grok_step, budget=30_000, regime="hard"):
+    """A finished run file with the given time-to-grok (None = never), written without training:
+    accuracy curves step from chance to 0.99 at grok_step; replay events every 400 steps."""
+    cfg = make_config(regime, arm, seed)
+    train_idx, test_idx = split_indices(cfg)
+    runstore.create(path, cfg, {"device": "synthetic"}, train_idx, test_idx)
+    last = budget if grok_step is None else min(budget, grok_step + cfg.stop_after_grok)
+    replays = arm in ("dream", "control")
+    with runstore.RunWriter(path) as w:
+        for step in range(0, last + 1, EVAL):
+            grokked = grok_step is not None and step >= grok_step
+            row = {"step": step, "train_loss": 0.01, "train_acc": 1.0 if step else 0.01,
+                   "test_loss": 0.05 if grokked else 5.0, "test_acc": 0.99 if grokked else 0.02,
+                   "weight_norm": 50.0, "wall_time_s": step / 10, "fwd_regular": step * 1552, "bwd_regular": step * 1552,
+                   "fwd_extra": 0, "bwd_extra": 0, "fwd_eval": 0}
+            w.append_metrics(row)
+        k = cfg.dream_k
+        for i, step in enumerate(range(400, last + 1, 400)):
+            before_test = 0.99 if grok_step is not None and step >= grok_step else 0.02
+            w.append_event({"step": step, "event": i + 1, "extra_steps": 2 if replays else 0, "checkpointed": 0,
+                            "train_loss_before": 0.01, "train_loss_after": 0.3 if replays else 0.01,
+                            "train_acc_before": 1.0, "train_acc_after": 0.6 if replays else 1.0,
+                            "test_loss_before": 5.0, "test_loss_after": 5.0,
+                            "test_acc_before": before_test, "test_acc_after": before_test,
+                            "memory_surprise_mean": 1.0, "memory_failures": 0,
+                            "selected_surprise_mean": 1.5 if arm == "dream" else (1.0 if replays else math.nan),
+                            "indices": np.full(k, -1), "loss_before": np.full(k, np.nan),
+                            "loss_after": np.full(k, np.nan)})
+        n_events = len(range(400, last + 1, 400))
+        w.set_attrs(status="complete", last_step=last, grokked=grok_step is not None,
+                    grok_step=-1 if grok_step is None else grok_step, time_to_grok=grok_step or last,
+                    memorised_step=200, wall_time_s=last / 10, passes_fwd_regular=last * 1552,
+                    passes_fwd_extra=n_events * 2 * k if replays else 0)
+    return path
+
+
+def _grid(tmp_path, times: dict, seeds):
+    rng = np.random.default_rng(0)
+    for arm, center in times.items():
+        for s in seeds:
+            t = None if center is None else int(round(center * np.exp(0.05 * rng.standard_normal()) / EVAL) * EVAL)
+            synth_run(tmp_path / f"{arm}{s}.h5", arm, s, t)
+    return tmp_path
+
+
+def _verdicts(path):
+    rows, problems = collect([path])
+    assert not problems
+    return {v.id: v for v in report.Audit(rows).all()}
+
+
+def test_truly_faster_arm_is_supported_and_equal_arm_is_not(tmp_path):
+    _grid(tmp_path, {"baseline": 8000, "dream": 2000, "control": 8000}, range(8))
+    v = _verdicts(tmp_path)
+    assert v["C3"].verdict == "supported", v["C3"].notes
+    assert v["C9"].verdict == "supported", v["C9"].notes  # control ~ baseline, dream >> control
+    assert v["C11"].verdict == "supported"
+    assert v["C12"].verdict == "contradicted"  # every token is seen in training under the operand split
+    assert v["C1"].verdict == "no runs" and "python -m mechgrok.sweep --regimes easy" in v["C1"].notes[0]
+
+
+def test_no_effect_is_contradicted_or_inconclusive(tmp_path):
+    _grid(tmp_path, {"baseline": 8000, "dream": 8000, "control": 8000}, range(8))
+    v = _verdicts(tmp_path)
+    # the claimed ~2000-step grok time is rejected by the sign test: 0 of 8 by 3000
+    assert v["C3"].verdict == "contradicted"
+    assert v["C13"].verdict == "contradicted"
+
+
+def test_never_grokking_arms_are_contradicted_not_dropped(tmp_path):
+    _grid(tmp_path, {"baseline": None, "dream": None}, range(5))
+    v = _verdicts(tmp_path)
+    assert v["C3"].verdict == "contradicted" and v["C3"].n == 5
+    assert v["C4"].verdict == "contradicted"  # peak accuracy nowhere near the claimed 98%
+
+
+def test_too_few_runs_are_inconclusive(tmp_path):
+    _grid(tmp_path, {"baseline": 8000, "dream": 2000, "control": 8000}, range(2))
+    v = _verdicts(tmp_path)
+    for cid in ("C3", "C4", "C5", "C9", "C10"):
+        assert v[cid].verdict.startswith("inconclusive at n = "), (cid, v[cid].verdict)
+
+
+def test_report_and_figures_from_run_files(tmp_path):
+    runs = _grid(tmp_path / "runs", {"baseline": 8000, "dream": 2000, "control": 8000}, range(4))
+    out = tmp_path / "report"
+    r = subprocess.run([sys.executable, "-m", "mechgrok.report", str(runs), "--out", str(out)], capture_output=True,
+                       text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+    assert r.returncode == 0, r.stderr
+    text = (out / "REPORT.md").read_text()
+    for cid in report.CLAIMS:
+        assert f"| {cid} |" in text
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<table>" in html
+    assert len(read_csv(out / "runs.csv")) == 12
+    # a figure's plotted numbers equal the statistics table
+    rows, _ = collect([runs])
+    _, medians = figures.kaplan_meier(rows, "hard", tmp_path / "figs")
+    table = {ln["arm"]: ln for ln in stats.table(rows)}
+    for arm, m in medians.items():
+        assert m == table[arm]["median"]
+    _, plotted = figures.speedup(rows, tmp_path / "figs")
+    assert plotted[("hard", "dream")][0] == pytest.approx(table["dream"]["speedup"])
+    assert (tmp_path / "figs" / "km_hard.pdf").stat().st_size > 1000
+
+
+def test_bad_input(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mechgrok.report", str(tmp_path / "none")], capture_output=True,
+                       text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr

@@ -192,6 +192,12 @@ class RunConfig:
         return self.regime + ("@" + ",".join(diffs) if diffs else "")
 
 
+    def reading(self) -> str:
+        """The variant without the step budget: runs of one reading with different budgets
+        measure one time-to-grok distribution, censored at different steps."""
+        return dataclasses.replace(self, steps=preset(self.regime).steps).variant()
+
+
 def from_json(text: str) -> RunConfig:
     """Rebuild a config stored by :meth:`RunConfig.to_json` (validated)."""
     try:

@@ -2,9 +2,11 @@
 
 ``python -m mechgrok.demo --out runs/demo`` trains the three arms (baseline,
 dream, control) of the paper's hard regime for a short budget (800 steps: the
-model memorises, two replay events happen), one process per arm, then reads the
-run files back and prints what they hold. A verdict on the paper needs the full
-budgets and many seeds; this only shows the machinery working.
+model memorises, two replay events happen), one process per arm, reads the run
+files back, prints the time-to-grok table (mechgrok.stats), runs the analyses
+(fourier, norms, landscape, probes), and writes the claims audit and figures to
+``OUT/report/``. A verdict on the paper needs the full budgets and many seeds;
+this only shows the machinery working (every verdict says so: inconclusive).
 """
 
 from __future__ import annotations
@@ -75,6 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training baseline, dream and control on the hard regime for {args.steps} steps -> {out}/", flush=True)
     paths = train_arms(out, args.steps, args.seed)
     print(report(paths))
+    from . import analyze, stats
+    from .report import build
+    from .results import collect
+
+    rows, _ = collect(list(paths.values()))
+    print("\ntime-to-grok per arm (python -m mechgrok.stats):")
+    print(stats.format_table(stats.table(rows)))
+    print("\nanalyses (python -m mechgrok.analyze NAME RUNS):", flush=True)
+    for name in analyze.ANALYSES:
+        for path in paths.values():
+            print("  " + analyze._summary_line(name, path, analyze.analyse(name, path)), flush=True)
+    md, verdicts = build(list(paths.values()), out / "report")
+    print(f"\nclaims audit -> {md} and {md.parent / 'report.html'} (figures in {md.parent / 'figures'}):")
+    for v in verdicts:
+        print(f"  {v.id:<4} {v.verdict}")
+    print("a verdict needs the full sweep: make pilot (see README, 'Replication')")
     return 0
 
 

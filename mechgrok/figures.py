@@ -94,13 +94,18 @@ def learning_curves(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
         tables = [runstore.read_table(r["path"], "metrics") for r in arm_rows]
         grid = np.unique(np.concatenate([t["step"] for t in tables]))
         for ax, key in zip(axes, ("test_acc", "train_acc")):
-            # a run that stopped (grokked + stop delay) keeps its last value afterwards
-            vals = np.array([np.interp(grid, t["step"], t[key]) for t in tables])
-            med = np.median(vals, axis=0)
-            q1, q3 = np.percentile(vals, [25, 75], axis=0)
-            ax.plot(grid, med, color=ARM_COLORS[arm], label=f"{arm} (n={len(arm_rows)})")
-            ax.fill_between(grid, q1, q3, color=ARM_COLORS[arm], alpha=0.2, linewidth=0)
-            plotted[(arm, key)] = (grid, med)
+            # a run that stopped after grokking keeps its last value afterwards; one that
+            # reached its budget without grokking leaves the statistics after its budget
+            vals = np.array([np.where((grid <= t["step"][-1]) | bool(r["grokked"]),
+                                      np.interp(grid, t["step"], t[key]), np.nan)
+                             for t, r in zip(tables, arm_rows)])
+            keep = np.isfinite(vals).any(axis=0)
+            grid_k, vals = grid[keep], vals[:, keep]
+            med = np.nanmedian(vals, axis=0)
+            q1, q3 = np.nanpercentile(vals, [25, 75], axis=0)
+            ax.plot(grid_k, med, color=ARM_COLORS[arm], label=f"{arm} (n={len(arm_rows)})")
+            ax.fill_between(grid_k, q1, q3, color=ARM_COLORS[arm], alpha=0.2, linewidth=0)
+            plotted[(arm, key)] = (grid_k, med)
         _mark_events(axes[0], _event_steps(arm_rows[0]["path"]), ARM_COLORS[arm], y=-0.04)
     for ax, title in zip(axes, ("test accuracy", "train accuracy")):
         ax.set_xlabel("training step")

@@ -5,7 +5,10 @@ file's attributes and tables into a flat row; :func:`collect` does both and keep
 going past bad files (returned as problems, never fatal). ``write_csv`` and
 ``read_csv`` store the table as ``results/runs.csv``.
 
-Time-to-grok is right-censored: a finished run that never reached the grok
+``variant`` is the regime reading without the step budget (``RunConfig.reading``):
+runs of one reading with different budgets sample one time-to-grok distribution,
+each censored at its own budget (``budget``), which Kaplan-Meier and the log-rank
+test allow. Time-to-grok is right-censored: a finished run that never reached the grok
 threshold contributes ``time_to_grok = last_step`` with ``grokked = False``. A run
 that is still training (status ``running``) is *not* a censored observation: its
 row has ``finished = False`` and statistics leave it out.
@@ -63,7 +66,7 @@ def summarise(path: str | os.PathLike) -> dict:
     sel, mem = events["selected_surprise_mean"][replayed], events["memory_surprise_mean"][replayed]
     ratio = float(np.mean(sel / mem)) if replayed.any() else math.nan
     return {
-        "variant": cfg.variant(), "regime": cfg.regime, "split": cfg.split,
+        "variant": cfg.reading(), "regime": cfg.regime, "split": cfg.split,
         "batch_size": "full" if cfg.batch_size is None else cfg.batch_size, "arm": cfg.arm, "seed": cfg.seed,
         "status": status, "finished": status in ("complete", "diverged"), "grokked": grokked,
         "time_to_grok": int(attrs["grok_step"]) if grokked else last, "budget": cfg.steps,

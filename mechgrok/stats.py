@@ -116,11 +116,12 @@ def mann_whitney(times_a, times_b) -> float:
 
 def permutation_pvalue(x, y, n_resamples: int = N_PERM, seed: int = BOOTSTRAP_SEED) -> float:
     """Two-sided permutation test (scipy.stats.permutation_test) of a difference in means,
-    e.g. peak test accuracy. Assumes exchangeability of runs under the null. nan if an arm is empty."""
+    e.g. peak test accuracy. Assumes exchangeability of runs under the null. nan if an arm has
+    fewer than 2 runs."""
     from scipy.stats import permutation_test
 
     x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) == 0 or len(y) == 0:
+    if len(x) < 2 or len(y) < 2:
         return math.nan
     if np.ptp(np.concatenate([x, y])) == 0:
         return 1.0

@@ -16,6 +16,10 @@ file (the second reports the run as busy); workers die with the
 sweep (Linux parent-death signal), and a killed sweep loses at most each run's work
 since its last resume state (every checkpoint step).
 
+``--backend ray [--address host:port]`` runs every run as a task on a Ray cluster
+instead (optional extra: ``pip install 'mechgrok[ray]'``); the output folder must be
+shared by the nodes. Without ``--address`` a local Ray instance is started.
+
 Jobs start in the order seed, regime, arm (the seeds in the order given), so the
 first seeds of every arm finish first.
 """
@@ -208,6 +212,77 @@ def run_local(jobs: list[Job], workers: int | None = None, threads: int = 1, dev
     return {"done": done, "skipped": len(states["done"]), "failed": failed, "locked": locked}
 
 
+# ---- the Ray backend ---------------------------------------------------------------------------
+def _ray_task(cfg_json: str, path: str, threads: int, device: str) -> str:
+    """One run as a Ray task: '' on success, 'locked', or the error's first line."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        return "locked" if run_job(from_json(cfg_json), Path(path), threads, device) == EXIT_LOCKED else ""
+    except Exception as exc:  # noqa: BLE001 - reported to the driver as the run's failure
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast, with one line, when a host:port address does not answer."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise MechgrokError(f"Ray address {address!r} is not host:port (or ray://host:port, or auto)")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise MechgrokError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def run_ray(jobs: list[Job], address: str | None = None, threads: int = 1, device: str = "cpu", stream=None,
+            num_cpus: int | None = None) -> dict:
+    """Run ``jobs`` as tasks on a Ray cluster (``address``; None starts a local instance with
+    ``num_cpus``). Every node must see the output folder and have mechgrok installed. Same
+    skipping and resuming as :func:`run_local`; the run files are the same as the local backend's."""
+    stream = stream or sys.stderr
+    try:
+        import ray
+    except ImportError:
+        raise MechgrokError("--backend ray needs Ray: pip install 'mechgrok[ray]'") from None
+    states = check(jobs)
+    todo = [j for j in jobs if j not in states["done"]]
+    if address is not None:
+        _check_reachable(address)
+    try:
+        ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+                 logging_level="ERROR", log_to_driver=False, ignore_reinit_error=True)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise MechgrokError(f"cannot start or reach Ray ({address or 'local'}): {str(exc).splitlines()[0]}") from None
+    print(f"sweep (ray): {len(jobs)} runs; {len(states['done'])} already finished, {len(states['resume'])} to "
+          f"resume, {len(states['new'])} new; cluster CPUs {ray.cluster_resources().get('CPU', 0):g}",
+          file=stream, flush=True)
+    task = ray.remote(num_cpus=threads)(_ray_task)
+    refs = {task.remote(j.cfg.to_json(), str(j.path.resolve()), threads, device): j for j in todo}
+    done, failed, locked = len(states["done"]), [], []
+    pending = list(refs)
+    try:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            job, result = refs[ready[0]], ray.get(ready[0])
+            if result == "":
+                done += 1
+                print(f"sweep (ray): finished {job.label} ({done}/{len(jobs)})", file=stream, flush=True)
+            elif result == "locked":
+                locked.append(job.label)
+            else:
+                failed.append(job.label)
+                print(f"sweep (ray): {job.label} failed: {result}", file=stream, flush=True)
+    finally:
+        ray.shutdown()
+    return {"done": done, "skipped": len(states["done"]), "failed": failed, "locked": locked}
+
+
 # ---- command line -------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     ap = OneLineParser(prog=PROG, description="Train a grid of runs (regimes x arms x seeds), resumably.")
@@ -219,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--workers", type=int, help="worker processes (one per core)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (1)")
     ap.add_argument("--device", default="cpu", help="torch device of every worker (cpu)")
+    ap.add_argument("--backend", default="local", help="local (a process pool) or ray (local)")
+    ap.add_argument("--address", help="ray: address of an existing cluster (host:port, ray://host:port, auto); "
+                                      "none starts a local Ray instance")
     ap.add_argument("--dry-run", action="store_true", help="list the runs and what would happen to each")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker-config", help=argparse.SUPPRESS)
@@ -242,7 +320,14 @@ def main(argv: list[str] | None = None) -> int:
                 state = next(s for s, js in states.items() if job in js)
                 print(f"{state:<6} {job.path}")
             return 0
-        result = run_local(jobs, args.workers, args.threads, args.device)
+        if args.backend not in ("local", "ray"):
+            raise MechgrokError(f"unknown backend {args.backend!r}; choose local or ray")
+        if args.address and args.backend != "ray":
+            raise MechgrokError("--address applies to --backend ray only")
+        if args.backend == "ray":
+            result = run_ray(jobs, args.address, args.threads, args.device, num_cpus=args.workers)
+        else:
+            result = run_local(jobs, args.workers, args.threads, args.device)
     except MechgrokError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

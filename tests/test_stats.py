@@ -42,7 +42,8 @@ def test_mann_whitney_and_permutation_by_hand():
     assert stats.mann_whitney([1, 2], [3, 4]) == pytest.approx(1 / 3)
     # all 6 splits enumerated: |mean diff| >= 2 for 2 of them
     assert stats.permutation_pvalue([1, 2], [3, 4]) == pytest.approx(1 / 3)
-    assert stats.permutation_pvalue([0.5, 0.5], [0.5]) == 1.0
+    assert stats.permutation_pvalue([0.5, 0.5], [0.5, 0.5]) == 1.0
+    assert math.isnan(stats.permutation_pvalue([0.5, 0.6], [0.5]))  # one run is no sample
 
 
 def test_speedup_point_interval_and_censoring():

@@ -93,3 +93,26 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert r.returncode == 2 and "not a readable HDF5 run file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert job.path.read_bytes() == b"not hdf5"
     assert not (job.path.parent.parent / "dream").exists()  # no work started
+
+
+def test_ray_backend_writes_the_same_files_as_the_local_backend(tmp_path):
+    from mechgrok.sweep import run_ray
+
+    grid = dict(regimes=["hard"], arms=["baseline", "dream"], seeds=[0])
+    local = plan(**grid, out=tmp_path / "local", **SETTINGS)
+    assert run_local(local, workers=2)["done"] == 2
+    remote = plan(**grid, out=tmp_path / "ray", **SETTINGS)
+    result = run_ray(remote, address=None, num_cpus=2)  # a real local Ray instance
+    assert result["done"] == 2 and result["failed"] == []
+    for a, b in zip(local, remote):
+        assert _same(_contents(a.path), _contents(b.path)), b.label
+    again = run_ray(remote, address=None, num_cpus=2)
+    assert again["skipped"] == 2
+
+
+def test_unreachable_ray_address_is_one_line(tmp_path):
+    r = _sweep_cli("--backend", "ray", "--address", "127.0.0.1:1", "--seeds", "0", "--out", tmp_path, *SWEEP_FLAGS)
+    assert r.returncode == 2 and "cannot reach the Ray cluster at 127.0.0.1:1" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = _sweep_cli("--backend", "spark", "--out", tmp_path)
+    assert r.returncode == 2 and "unknown backend" in r.stderr

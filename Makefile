@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m mechgrok.demo --out runs/demo
+	$(BIN)/python -m mechgrok.demo --out demo-runs
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

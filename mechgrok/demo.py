@@ -1,6 +1,6 @@
 """The README's main job: every stage of mechgrok end to end in a few minutes on 2 CPU cores.
 
-``python -m mechgrok.demo --out runs/demo`` trains the three arms (baseline,
+``python -m mechgrok.demo --out demo-runs`` trains the three arms (baseline,
 dream, control) of the paper's hard regime for a short budget (800 steps: the
 model memorises, two replay events happen), one process per arm, reads the run
 files back, prints the time-to-grok table (mechgrok.stats), runs the analyses
@@ -69,7 +69,8 @@ def report(paths: dict[str, Path]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mechgrok.demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/demo", help="folder for the demo's run files (runs/demo)")
+    ap.add_argument("--out", default="demo-runs", help="folder for the demo's run files (demo-runs/), kept apart from "
+                                                       "the replication's runs/")
     ap.add_argument("--steps", type=int, default=800, help="step budget of each arm (800)")
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args(argv)

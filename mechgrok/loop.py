@@ -70,6 +70,14 @@ def train(cfg: RunConfig, path: str | Path, *, resume: bool = False, overwrite: 
     return runstore.read_attrs(path)
 
 
+def _newest_slot_at(f, step: int) -> str | None:
+    """The complete resume slot holding ``step``, if any."""
+    for name, g in f["resume"].items():
+        if g.attrs.get("complete", False) and int(g.attrs["step"]) == step:
+            return name
+    return None
+
+
 def seed_for(seed: int, stream: str) -> int:
     """An independent 63-bit seed for each random stream of a run."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:8], "little") >> 1
@@ -191,7 +199,10 @@ class _Run:
                 reasons.append("final")
             if reasons:
                 self.pending.append(("ckpt", step, "end", reasons, weights(self.model), None))
-            self._flush(resume_state=bool(reasons) and status == "running", status=status)
+            # a run that reaches its budget without grokking keeps its final state, so that a
+            # later, longer budget can continue it instead of starting again
+            extendable = status == "complete" and self.grok_step is None and step == cfg.steps
+            self._flush(resume_state=bool(reasons) and (status == "running" or extendable), status=status)
             if progress is not None:
                 progress(step, cfg.steps, row)
 
@@ -319,8 +330,11 @@ class _Run:
                         **{f"passes_{k}": v for k, v in self.passes.items()},
                         **{f"seconds_{k}": v for k, v in self.seconds.items()})
             if status != "running":
+                keep = _newest_slot_at(w.f, self.step) if status == "complete" and self.grok_step is None \
+                    and self.step == self.cfg.steps else None
                 for slot in list(w.f["resume"]):
-                    del w.f["resume"][slot]
+                    if slot != keep:
+                        del w.f["resume"][slot]
             w.set_attrs(status=status)
         self.seconds["write"] += time.perf_counter() - t
 

@@ -94,7 +94,16 @@ def collect(paths) -> tuple[list[dict], list[str]]:
 
 
 def finished(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["finished"]]
+    """Finished runs, one per (variant, arm, seed): where one seed was run with several budgets
+    (the same trajectory, cut at different steps), the run with the largest budget."""
+    best: dict[tuple, dict] = {}
+    for r in rows:
+        if not r["finished"]:
+            continue
+        key = (r["variant"], r["arm"], r["seed"])
+        if key not in best or (r["budget"], r["grokked"]) > (best[key]["budget"], best[key]["grokked"]):
+            best[key] = r
+    return sorted(best.values(), key=lambda r: (r["variant"], r["arm"], r["seed"]))
 
 
 def select(rows: list[dict], **match) -> list[dict]:

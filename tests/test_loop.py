@@ -112,6 +112,8 @@ def test_grokking_is_detected_and_stops_early(tmp_path):
     reasons = {c["name"]: c["reasons"] for c in runstore.list_checkpoints(tmp_path / "g.h5")}
     assert "grok" in reasons[f"{g:07d}_end"] and "final" in reasons[f"{attrs['last_step']:07d}_end"]
     assert attrs["memorised_step"] != -1 and "memorised" in reasons[f"{attrs['memorised_step']:07d}_end"]
+    with h5py.File(tmp_path / "g.h5", "r") as f:
+        assert len(f["resume"]) == 0  # a run that stopped after grokking keeps no resume state
 
 
 def test_unfinished_budget_is_censored(arm_runs):

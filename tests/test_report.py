@@ -127,3 +127,16 @@ def test_bad_input(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mechgrok.report", str(tmp_path / "none")], capture_output=True,
                        text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_one_seed_run_with_two_budgets_counts_once(tmp_path):
+    """The same seed cut at 3000 steps and run to 30000 is one observation: the longer one."""
+    synth_run(tmp_path / "short.h5", "dream", 0, None, budget=3000)
+    synth_run(tmp_path / "long.h5", "dream", 0, 12000)
+    synth_run(tmp_path / "other.h5", "dream", 1, None, budget=3000)
+    from mechgrok.results import finished
+
+    rows, _ = collect([tmp_path])
+    assert len(rows) == 3 and {r["variant"] for r in rows} == {"hard"}  # the budget is not part of the reading
+    kept = finished(rows)
+    assert [(r["seed"], r["budget"], r["grokked"]) for r in kept] == [(0, 30000, True), (1, 3000, False)]

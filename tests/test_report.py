@@ -20,7 +20,7 @@ EVAL = 200
 def synth_run(path, arm, seed, grok_step, budget=30_000, regime="hard"):
     """A finished run file with the given time-to-grok (None = never), written without training:
     accuracy curves step from chance to 0.99 at grok_step; replay events every 400 steps."""
-    cfg = make_config(regime, arm, seed)
+    cfg = make_config(regime, arm, seed, steps=budget)
     train_idx, test_idx = split_indices(cfg)
     runstore.create(path, cfg, {"device": "synthetic"}, train_idx, test_idx)
     last = budget if grok_step is None else min(budget, grok_step + cfg.stop_after_grok)

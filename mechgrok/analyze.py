@@ -226,15 +226,19 @@ def _resolve(view: RunView, spec: str, names: list[str]) -> str:
 
 
 def landscape_pairs(view: RunView, explicit=(), max_events: int | None = None) -> list[tuple[str, str, str]]:
-    """(kind, A, B): memorisation -> algorithmic (if the run has both), before -> end of each
-    replay event with extra steps, and explicit ``A:B`` specs."""
+    """(kind, A, B): memorisation -> algorithmic (if the run has both; memorisation -> final
+    checkpoint, kind ``mem-final``, if it never grokked), before -> end of each replay event
+    with extra steps, and explicit ``A:B`` specs."""
     ckpts = runstore.list_checkpoints(view.path)
     names = [c["name"] for c in ckpts]
     pairs = []
     mem = [c["name"] for c in ckpts if "memorised" in c["reasons"]]
     grok = [c["name"] for c in ckpts if "grok" in c["reasons"]]
+    final = [c["name"] for c in ckpts if "final" in c["reasons"]]
     if mem and grok and mem[0] != grok[0]:
         pairs.append(("mem-alg", mem[0], grok[0]))
+    elif mem and not grok and final and mem[0] != final[-1]:
+        pairs.append(("mem-final", mem[0], final[-1]))  # never grokked: memorised -> where training ended
     events = [int(s) for s in view.event_steps()]
     for s in events[:max_events]:
         a, b = runstore.checkpoint_name(s, "before"), runstore.checkpoint_name(s, "end")
@@ -272,7 +276,7 @@ def landscape(view: RunView, progress=None, pairs=(), max_events: int | None = 8
         tick(i + 1)
     for k, v in cols.items():
         out[k] = np.array(v).reshape(len(todo), len(grid))
-    out["kind"] = np.array([k for k, _, _ in todo], dtype="S8")
+    out["kind"] = np.array([k for k, _, _ in todo], dtype="S9")
     out["a"] = np.array([a for _, a, _ in todo], dtype="S16")
     out["b"] = np.array([b for _, _, b in todo], dtype="S16")
     out["barrier_train"] = np.array(bar_train)
@@ -296,6 +300,10 @@ def landscape(view: RunView, progress=None, pairs=(), max_events: int | None = 8
                "mem_alg_barrier_train": float(bar_train[kinds.index("mem-alg")]) if "mem-alg" in kinds else math.nan,
                "mem_alg_barrier_test": float(bar_test[kinds.index("mem-alg")]) if "mem-alg" in kinds else math.nan,
                "mem_alg_chord_barrier_train": float(chord_train[kinds.index("mem-alg")]) if "mem-alg" in kinds
+               else math.nan,
+               "mem_final_barrier_train": float(bar_train[kinds.index("mem-final")]) if "mem-final" in kinds
+               else math.nan,
+               "mem_final_chord_barrier_train": float(chord_train[kinds.index("mem-final")]) if "mem-final" in kinds
                else math.nan,
                "median_event_barrier_train": float(np.median([b for k, b in zip(kinds, bar_train) if k == "event"]))
                if "event" in kinds else math.nan,

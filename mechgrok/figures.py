@@ -258,19 +258,20 @@ def interpolation(items, variant: str, out: Path) -> list[Path]:
         c = ARM_COLORS[r["arm"]]
         kinds = [k.decode() if isinstance(k, bytes) else k for k in a["kind"]]
         for i, k in enumerate(kinds):
-            if k == "mem-alg":
-                axes[0].plot(a["t"], a["train_loss"][i], color=c, label=f"{r['arm']} s{r['seed']} train")
+            if k in ("mem-alg", "mem-final"):
+                end = "grokked" if k == "mem-alg" else "final (never grokked)"
+                axes[0].plot(a["t"], a["train_loss"][i], color=c, label=f"{r['arm']} s{r['seed']} train, to {end}")
                 axes[0].plot(a["t"], a["test_loss"][i], color=c, ls="--", label=f"{r['arm']} s{r['seed']} test")
             elif k == "event":
                 axes[1].plot(a["t"], a["train_loss"][i], color=c, alpha=0.5)
-    axes[0].set_title(f"{variant}: memorised -> grokked checkpoint")
+    axes[0].set_title(f"{variant}: memorised -> grokked (or final) checkpoint")
     axes[1].set_title("before -> after each replay event (train loss)")
     for ax in axes:
         ax.set_xlabel("interpolation t")
         ax.set_ylabel("loss (nats)")
         ax.axvline(0, color="k", lw=0.4, ls=":")
         ax.axvline(1, color="k", lw=0.4, ls=":")
-    if axes[0].lines:
+    if any(line.get_label() and not line.get_label().startswith("_") for line in axes[0].lines):
         axes[0].legend(frameon=False, fontsize=5)
     else:
         axes[0].text(0.5, 0.5, "no run has both a memorised\nand a grokked checkpoint", ha="center",

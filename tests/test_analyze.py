@@ -68,8 +68,10 @@ def test_landscape_pairs_and_named_pair(dream_copy):
     view = analyze.RunView(dream_copy)
     out, summary = analyze.landscape(view, pairs=["0:300"], sharpness=False, grid=[0.0, 0.5, 1.0])
     kinds = [k.decode() for k in out["kind"]]
-    assert kinds.count("event") == 3 and kinds[-1] == "named"
-    assert out["train_loss"].shape == (4, 3)
+    # memorised at step 100, never grokked: memorised -> final, then the three events, then the named pair
+    assert kinds == ["mem-final", "event", "event", "event", "named"]
+    assert [a.decode() for a in out["a"]][0] == "0000100_end" and [b.decode() for b in out["b"]][0] == "0000300_end"
+    assert out["train_loss"].shape == (5, 3)
     with pytest.raises(Exception, match="no complete checkpoint"):
         analyze.landscape(view, pairs=["0:12345"], sharpness=False, grid=[0.0, 1.0])
 

@@ -50,7 +50,10 @@ def train(cfg: RunConfig, path: str | Path, *, resume: bool = False, overwrite: 
     """Train one run into the run file ``path`` and return its summary attributes.
 
     The run file is locked (``<path>.lock``) while training: a second process
-    asked to train it gets RunLockedError. ``resume`` continues an unfinished run of the same config from its newest
+    asked to train it gets RunLockedError. ``resume`` continues an unfinished run,
+    or a run of the same config with a shorter budget that ended without grokking
+    (its budget is extended: the result equals a run trained with ``cfg`` from the start).
+    Otherwise ``resume`` continues an unfinished run of the same config from its newest
     resume state; ``overwrite`` replaces whatever run ``path`` holds. A finished
     run of the same config is left as it is. ``progress`` is called as
     ``progress(step, budget, row)`` after every step (``row`` is the metrics
@@ -65,7 +68,7 @@ def train(cfg: RunConfig, path: str | Path, *, resume: bool = False, overwrite: 
             if threads:
                 torch.set_num_threads(threads)
             run = _Run(cfg, Path(path), dev)
-            run.restore() if plan == "resume" else run.create()
+            run.restore() if plan in ("resume", "extend") else run.create()
             run.fit(progress)
     return runstore.read_attrs(path)
 
@@ -163,6 +166,8 @@ class _Run:
         self.wall_before = info["wall_time_s"]
         with runstore.RunWriter(self.path) as w:
             w.truncate_after(step)
+            if runstore.read_config_from(w.f) != self.cfg:  # extending a finished run to a longer budget
+                w.extend_budget(self.cfg, step)
             w.set_attrs(status="running", last_step=step, device=str(self.device), threads=torch.get_num_threads(),
                         resumed_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         self.t0 = time.perf_counter()

@@ -117,7 +117,9 @@ def prepare(path: str | os.PathLike, cfg: RunConfig, *, resume: bool, overwrite:
     """Decide what training does with ``path``; touches nothing on disk.
 
     Returns ``"new"`` (create the file, replacing an existing run only with
-    ``overwrite``), ``"resume"`` (continue from the newest resume state) or
+    ``overwrite``), ``"resume"`` (continue from the newest resume state),
+    ``"extend"`` (with ``resume``: the file holds the same run with a shorter budget,
+    ended without grokking, and its final state; continue it to ``cfg.steps``) or
     ``"done"`` (the same run is already finished). Raises RunFileError for
     anything else: a directory, an unreadable or foreign file, a different run.
     """
@@ -132,6 +134,8 @@ def prepare(path: str | os.PathLike, cfg: RunConfig, *, resume: bool, overwrite:
         has_resume = _newest_resume_slot(f) is not None
     if overwrite:
         return "new"
+    if resume and stored != cfg and extendable(path, stored, cfg):
+        return "extend"
     if stored != cfg:
         raise RunFileError(
             f"{path}: holds a different run (config {stored.config_hash()}, asked for {cfg.config_hash()}); "
@@ -142,6 +146,24 @@ def prepare(path: str | os.PathLike, cfg: RunConfig, *, resume: bool, overwrite:
         raise RunFileError(f"{path}: holds an unfinished run of this config; pass --resume to continue it "
                            "or --overwrite to start again")
     return "resume" if has_resume else "new"
+
+
+def extendable(path: str | os.PathLike, stored: RunConfig, cfg: RunConfig) -> bool:
+    """Whether the run at ``path`` (config ``stored``) can be continued to ``cfg``: the same
+    config but a longer budget, finished at its budget without grokking, final state kept."""
+    import dataclasses
+
+    if dataclasses.replace(stored, steps=cfg.steps) != cfg or cfg.steps <= stored.steps:
+        return False
+    with _open(Path(path), "r") as f:
+        if f.attrs.get("status") != "complete" or bool(f.attrs.get("grokked")):
+            return False
+        slot = _newest_resume_slot(f)
+        return slot is not None and int(f["resume"][slot].attrs["step"]) == stored.steps
+
+
+def read_config_from(f: h5py.File) -> RunConfig:
+    return from_json(f.attrs["config"])
 
 
 def create(path: str | os.PathLike, cfg: RunConfig, meta: dict, train_idx: np.ndarray, test_idx: np.ndarray) -> None:
@@ -275,6 +297,17 @@ class RunWriter:
             g = ckpts[name]
             if not g.attrs.get("complete", False) or int(g.attrs["step"]) > step:
                 del ckpts[name]
+
+    def extend_budget(self, cfg: RunConfig, step: int) -> None:
+        """Make a finished shorter-budget run the run of ``cfg``: new config attributes, and the
+        ``final`` reason dropped from the checkpoint of its last step (training continues)."""
+        self.f.attrs["config"] = cfg.to_json()
+        self.f.attrs["config_hash"] = cfg.config_hash()
+        self.f.attrs["variant"] = cfg.variant()
+        for g in self.f["checkpoints"].values():
+            if int(g.attrs["step"]) == step:
+                reasons = [r for r in json.loads(g.attrs["reasons"]) if r != "final"]
+                g.attrs["reasons"] = json.dumps(sorted(reasons))
 
     def set_attrs(self, **attrs) -> None:
         for key, value in attrs.items():

@@ -20,6 +20,10 @@ since its last resume state (every checkpoint step).
 instead (optional extra: ``pip install 'mechgrok[ray]'``); the output folder must be
 shared by the nodes. Without ``--address`` a local Ray instance is started.
 
+A run that a shorter-budget sweep already trained (same reading, arm and seed, ended at its
+budget without grokking) is not trained again from step 0: a copy of it is continued to the
+longer budget, which gives the same file as training the longer budget from the start.
+
 Jobs start in the order seed, regime, arm (the seeds in the order given), so the
 first seeds of every arm finish first.
 """
@@ -89,17 +93,45 @@ def plan(regimes, arms, seeds, out: str | Path, **overrides) -> list[Job]:
 def check(jobs: list[Job]) -> dict[str, list[Job]]:
     """Sort jobs into ``new``, ``resume`` and ``done`` from what is on disk.
     Raises MechgrokError (naming the first bad file) if any file holds something else."""
-    states: dict[str, list[Job]] = {"new": [], "resume": [], "done": []}
+    states: dict[str, list[Job]] = {"new": [], "resume": [], "extend": [], "done": []}
     for job in jobs:
-        states[runstore.prepare(job.path, job.cfg, resume=True, overwrite=False)].append(job)
+        state = runstore.prepare(job.path, job.cfg, resume=True, overwrite=False)
+        if state == "new" and shorter_run(job.cfg, job.path) is not None:
+            state = "extend"
+        states[state].append(job)
     return states
 
 
 # ---- one run in a worker process ------------------------------------------------------------
+def shorter_run(cfg: RunConfig, path: Path) -> Path | None:
+    """A finished run of the same reading, arm and seed with a shorter budget, ended without
+    grokking and with its final state, beside ``path`` (OUT/*/ARM/seedN.h5); the longest such."""
+    out = path.parents[2]
+    best = None
+    for cand in out.glob(f"*/{cfg.arm}/{path.name}"):
+        try:
+            stored = runstore.read_config(cand)
+            if runstore.extendable(cand, stored, cfg) and (best is None or stored.steps > best[0]):
+                best = (stored.steps, cand)
+        except MechgrokError:
+            continue
+    return None if best is None else best[1]
+
+
 def run_job(cfg: RunConfig, path: Path, threads: int = 1, device: str = "cpu") -> int:
-    """Train one run (resuming it if unfinished); 0, or EXIT_LOCKED if another process trains it."""
+    """Train one run (resuming it if unfinished, or continuing a shorter-budget run of the same
+    seed: a copy of it at ``path`` is extended); 0, or EXIT_LOCKED if another process trains it."""
+    import shutil
+
     from .loop import train
 
+    if not path.exists():
+        src = shorter_run(cfg, path)
+        if src is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, path)
     try:
         train(cfg, path, resume=True, device=device, threads=threads)
     except RunLockedError:
@@ -171,7 +203,8 @@ def run_local(jobs: list[Job], workers: int | None = None, threads: int = 1, dev
     pending, running = list(todo), {}
     done, failed, locked = len(states["done"]), [], []
     print(f"sweep: {len(jobs)} runs; {done} already finished, {len(states['resume'])} to resume, "
-          f"{len(states['new'])} new; {workers} workers x {threads} thread(s)", file=stream, flush=True)
+          f"{len(states['extend'])} to extend from a shorter budget, {len(states['new'])} new; "
+          f"{workers} workers x {threads} thread(s)", file=stream, flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
                                                                       os.environ.get("PYTHONPATH")]))}
     try:

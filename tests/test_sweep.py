@@ -116,3 +116,25 @@ def test_unreachable_ray_address_is_one_line(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
     r = _sweep_cli("--backend", "spark", "--out", tmp_path)
     assert r.returncode == 2 and "unknown backend" in r.stderr
+
+
+def test_a_longer_budget_continues_a_shorter_run_and_matches_a_direct_run(tmp_path):
+    grid = dict(regimes=["hard"], arms=["dream"], seeds=[0])
+    short = plan(**grid, out=tmp_path / "a", **{**SETTINGS, "steps": 200})
+    assert run_local(short, workers=1)["done"] == 1
+    long = plan(**grid, out=tmp_path / "a", **SETTINGS)
+    from mechgrok.sweep import check
+
+    assert check(long)["extend"] == long
+    assert run_local(long, workers=1)["done"] == 1
+    direct = plan(**grid, out=tmp_path / "b", **SETTINGS)
+    run_local(direct, workers=1)
+
+    def body(path):
+        return {k: v for k, v in _contents(path).items() if not k.startswith("resume/")}
+
+    assert _same(body(long[0].path), body(direct[0].path))
+    assert runstore.read_config(long[0].path) == runstore.read_config(direct[0].path)
+    assert runstore.read_config(short[0].path).steps == 200  # the short run is left as it was
+    finals = [c["step"] for c in runstore.list_checkpoints(long[0].path) if "final" in c["reasons"]]
+    assert finals == [400]

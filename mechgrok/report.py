@@ -160,22 +160,22 @@ class Audit:
                  f"{c['grokked_ref']}/{len(ref)} vs {c['grokked_new']}/{len(new)}; Mann-Whitney p {_f(c['mannwhitney_p'])}"]
         contradicted, why = False, []
         if claimed_time is not None:
+            # the claimed time concerns the new arm alone: its own runs can reject it
             tol, k, m, p_sign = self.claimed_time(new, claimed_time)
             notes.append(f"claimed time {claimed_time}: {k}/{m} runs grokked by {tol} (sign test p {_f(p_sign)})")
-            if p_sign < ALPHA:
-                contradicted, why = True, why + [f"claimed grok time {claimed_time} rejected"]
+            if m >= MIN_SEEDS and p_sign < ALPHA:
+                contradicted, why = True, why + [f"claimed grok time {claimed_time} rejected by {m} runs"]
+                n = max(n, m)  # the runs behind this verdict
         p = c["logrank_p"]
         ratio, lo, hi = c["speedup"], c["speedup_lo"], c["speedup_hi"]
         direction_ok = ratio > 1 if not math.isnan(ratio) else c["grokked_new"] > c["grokked_ref"]
-        if p < ALPHA and not direction_ok:
+        if n >= MIN_SEEDS and p < ALPHA and not direction_ok:
             contradicted, why = True, why + ["significantly slower"]
-        if claimed_factor is not None and not math.isnan(hi) and hi < claimed_factor:
+        if n >= MIN_SEEDS and claimed_factor is not None and not math.isnan(hi) and hi < claimed_factor:
             contradicted, why = True, why + [f"interval below the claimed {claimed_factor}x"]
-        if n < MIN_SEEDS:
-            verdict = f"inconclusive at n = {n}"
-        elif contradicted:
+        if contradicted:
             verdict = "contradicted"
-        elif p < ALPHA and direction_ok and not math.isnan(lo) and lo > 1:
+        elif n >= MIN_SEEDS and p < ALPHA and direction_ok and not math.isnan(lo) and lo > 1:
             verdict = "supported"
         else:
             verdict = f"inconclusive at n = {n}"
@@ -271,11 +271,9 @@ class Audit:
         k = sum(r["peak_test_acc"] >= 0.95 for r in dream)
         p_level = stats.median_at_most(k, len(dream))  # median peak >= 0.95 claimed (98.25%)
         notes = [f"dream runs with peak >= 95%: {k}/{len(dream)} (sign test of the claimed ~98% level, p {_f(p_level)})"]
-        if n < MIN_SEEDS:
-            verdict = f"inconclusive at n = {n}"
-        elif p_level < ALPHA or (p < ALPHA and diff_mean < 0):
-            verdict = "contradicted"
-        elif p < ALPHA and diff_mean > 0:
+        if (len(dream) >= MIN_SEEDS and p_level < ALPHA) or (n >= MIN_SEEDS and p < ALPHA and diff_mean < 0):
+            verdict = "contradicted"  # the claimed ~98% level is rejected by the dream runs alone
+        elif n >= MIN_SEEDS and p < ALPHA and diff_mean > 0:
             verdict = "supported"
         else:
             verdict = f"inconclusive at n = {n}"

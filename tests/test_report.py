@@ -140,3 +140,13 @@ def test_one_seed_run_with_two_budgets_counts_once(tmp_path):
     assert len(rows) == 3 and {r["variant"] for r in rows} == {"hard"}  # the budget is not part of the reading
     kept = finished(rows)
     assert [(r["seed"], r["budget"], r["grokked"]) for r in kept] == [(0, 30000, True), (1, 3000, False)]
+
+
+def test_claimed_time_is_judged_on_the_claimed_arm_alone(tmp_path):
+    """Five dream runs that never grok by 3000 reject 'dream groks at ~2000' even with one baseline run."""
+    for s in range(5):
+        synth_run(tmp_path / f"d{s}.h5", "dream", s, None, budget=3000)
+    synth_run(tmp_path / "b0.h5", "baseline", 0, None, budget=3000)
+    v = _verdicts(tmp_path)
+    assert v["C3"].verdict == "contradicted" and v["C3"].n == 5
+    assert "rejected by 5 runs" in " ".join(v["C3"].notes)

@@ -19,7 +19,8 @@ Rules shared by the claims (alpha = 0.05 throughout):
   test rejects in the other direction, when the interval lies below the claimed
   factor, or when the sign test rejects the claimed grok time of X (below).
 - A claimed grok time T ("about T steps") is tested by the sign test on the
-  median: the runs of the arm that grokked by T_tol = max(1.5 T, T + eval_every)
+  median: among the arm's runs whose outcome at T_tol = max(1.5 T, T + eval_every)
+  is known (grokked, or trained to at least T_tol), those that grokked by T_tol
   are counted; if so few did that the median time cannot be <= T_tol
   (one-sided binomial p < alpha) the time is contradicted.
 - A claimed absence of effect is *supported* only by equivalence: the speed-up
@@ -149,8 +150,10 @@ class Audit:
 
     def claimed_time(self, rows: list[dict], claimed: int, eval_every: int = 200) -> tuple[int, int, int, float]:
         tol = int(max(1.5 * claimed, claimed + eval_every))
-        k = sum(1 for r in rows if r["grokked"] and r["time_to_grok"] <= tol)
-        return tol, k, len(rows), stats.median_at_most(k, len(rows))
+        # only runs whose outcome at tol is known: grokked, or trained at least to tol
+        known = [r for r in rows if r["grokked"] or r["time_to_grok"] >= tol]
+        k = sum(1 for r in known if r["grokked"] and r["time_to_grok"] <= tol)
+        return tol, k, len(known), stats.median_at_most(k, len(known))
 
     def faster(self, cid: str, test: str, ref: list[dict], new: list[dict], claimed_factor: float | None = None,
                claimed_time: int | None = None) -> Verdict:

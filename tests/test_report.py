@@ -150,3 +150,7 @@ def test_claimed_time_is_judged_on_the_claimed_arm_alone(tmp_path):
     v = _verdicts(tmp_path)
     assert v["C3"].verdict == "contradicted" and v["C3"].n == 5
     assert "rejected by 5 runs" in " ".join(v["C3"].notes)
+    # runs stopped before the tolerance say nothing about a later claimed time
+    rows, _ = collect([tmp_path])
+    audit = report.Audit(rows)
+    assert audit.claimed_time(audit.arm("hard", "baseline"), 7800)[2] == 0

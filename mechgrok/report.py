@@ -155,6 +155,14 @@ class Audit:
         k = sum(1 for r in known if r["grokked"] and r["time_to_grok"] <= tol)
         return tol, k, len(known), stats.median_at_most(k, len(known))
 
+    def time_part(self, cid: str, arm: str, rows: list[dict], claimed: int) -> Verdict:
+        """The sign test of one arm's claimed grok time, as a verdict of its own."""
+        tol, k, m, p = self.claimed_time(rows, claimed)
+        verdict = "contradicted" if m >= MIN_SEEDS and p < ALPHA else (
+            "supported" if m >= MIN_SEEDS and k == m else f"inconclusive at n = {m}")
+        return Verdict(cid, f"{arm} groks at ~{claimed}", self._seeds(rows), m, f"{arm}: {k}/{m} grokked by {tol}",
+                       "n/a", p, verdict, [f"runs known at {tol}: {m} of {len(rows)}"])
+
     def faster(self, cid: str, test: str, ref: list[dict], new: list[dict], claimed_factor: float | None = None,
                claimed_time: int | None = None) -> Verdict:
         c = stats.compare(ref, new)
@@ -206,9 +214,10 @@ class Audit:
     def combine(cid: str, parts: list[Verdict], test: str) -> Verdict:
         verdicts = [v.verdict for v in parts]
         n = min(v.n for v in parts)
-        with_runs = [v.n for v in parts if v.verdict != "no runs"]
+        with_runs = [v.n for v in parts if v.verdict != "no runs" and v.n > 0]
         if "contradicted" in verdicts:  # one contradicted part decides, whatever else is missing
             verdict = "contradicted"
+            n = max(v.n for v in parts if v.verdict == "contradicted")
         elif all(v == "supported" for v in verdicts):
             verdict = "supported"
         elif not with_runs:
@@ -262,6 +271,9 @@ class Audit:
                              PAPER["hard_grok"]["dream"])]
         if control:
             parts.append(self.faster("C3", "dream vs control", control, dream, PAPER["hard_speedup"][0]))
+        for arm, rows in (("baseline", base), ("control", control)):
+            if rows:
+                parts.append(self.time_part("C3", arm, rows, PAPER["hard_grok"][arm]))
         return self.combine("C3", parts, "log-rank, KM-median speed-up with bootstrap CI, sign test on claimed times")
 
     def c4(self) -> Verdict:

@@ -287,6 +287,9 @@ def probe_curves(items, variant: str, out: Path) -> list[Path]:
         for L in range(a["acc_sum"].shape[1]):
             ax.plot(a["step"], a["acc_sum"][:, L], color=c, ls=("-", "--", ":")[L % 3],
                     label=f"{r['arm']} s{r['seed']} layer {L}")
+    if items:
+        chance = 1 / runstore.read_config(items[0][0]["path"]).p
+        ax.axhline(chance, color="k", lw=0.5, ls=":", label="chance (1/p)")
     ax.set_xlabel("training step")
     ax.set_ylabel("probe accuracy, (a+b) mod p (held-out pairs)")
     ax.set_title(f"{variant}: linear probes on the residual stream")

@@ -98,6 +98,14 @@ def logrank(times_a, grokked_a, times_b, grokked_b) -> tuple[float, float]:
     return float(res.statistic) ** 2, float(res.pvalue)
 
 
+def common_censoring(times, grokked) -> bool:
+    """Whether every censored run is censored at one time that no grok time exceeds, the
+    condition under which ranking censored runs at their censoring time is exact."""
+    t, g = np.asarray(times, float), np.asarray(grokked, bool)
+    cens = set(t[~g].tolist())
+    return len(cens) <= 1 and (not cens or not g.any() or min(cens) >= t[g].max())
+
+
 def mann_whitney(times_a, times_b) -> float:
     """Two-sided Mann-Whitney U p-value on time-to-grok (scipy.stats.mannwhitneyu).
 
@@ -289,7 +297,9 @@ def compare(ref_rows: list[dict], new_rows: list[dict]) -> dict:
     return {
         "n_ref": len(ref_rows), "n_new": len(new_rows), "grokked_ref": int(sum(gr)), "grokked_new": int(sum(gn)),
         "median_ref": km_r.median, "median_new": km_n.median, "speedup": ratio, "speedup_lo": lo, "speedup_hi": hi,
-        "logrank_chi2": chi2, "logrank_p": p_lr, "mannwhitney_p": mann_whitney(tr, tn),
+        "logrank_chi2": chi2, "logrank_p": p_lr,
+        # Mann-Whitney only where censoring is common to all runs (else its ranks would be wrong)
+        "mannwhitney_p": mann_whitney(tr, tn) if common_censoring(tr + tn, gr + gn) else math.nan,
         "peak_diff": float(np.mean(peak_n) - np.mean(peak_r)) if peak_r and peak_n else math.nan,
         "peak_p": permutation_pvalue(peak_n, peak_r),
     }
@@ -349,6 +359,33 @@ def format_table(lines: list[dict]) -> str:
     return "\n".join(out)
 
 
+def extra_lines(rows: list[dict]) -> list[str]:
+    """Kruskal-Wallis of the per-seed dream speed-up across regimes, and per reading the
+    correlation of replayed surprise with time-to-grok over dream runs that grokked."""
+    from .results import finished
+
+    rows = finished(rows)
+    out = []
+    groups = {}
+    for r in rows:
+        if r["arm"] != "dream":
+            continue
+        base = [b for b in rows if b["arm"] == "baseline" and b["variant"] == r["variant"] and b["seed"] == r["seed"]]
+        if base:
+            groups.setdefault(r["regime"], []).append(math.log(base[0]["time_to_grok"] / max(r["time_to_grok"], 1)))
+    if len(groups) >= 2:
+        out.append(f"Kruskal-Wallis of per-seed log(baseline/dream time-to-grok) across regimes "
+                   f"({', '.join(f'{k} n={len(v)}' for k, v in groups.items())}): p {_fmt(kruskal_wallis(list(groups.values())))}"
+                   " (censored runs at their budget)")
+    for variant in sorted({r["variant"] for r in rows}):
+        d = [r for r in rows if r["variant"] == variant and r["arm"] == "dream" and r["grokked"]]
+        c = correlation([r["selected_surprise"] for r in d], [r["time_to_grok"] for r in d])
+        if c["n"]:
+            out.append(f"{variant}: replayed surprise vs time-to-grok over {c['n']} grokked dream runs: r {_fmt(c['r'])} "
+                       f"[{_fmt(c['lo'])}, {_fmt(c['hi'])}], Spearman {_fmt(c['spearman'])}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from .train import OneLineParser
 
@@ -370,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     lines = table(rows)
     print(format_table(lines))
+    for line in extra_lines(rows):
+        print(line)
     if unfinished:
         print(f"left out: {len(unfinished)} unfinished run(s) (still training; not censored)")
     if args.csv:

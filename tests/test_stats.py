@@ -104,3 +104,12 @@ def test_seeds_needed():
     assert small["n"] is None or small["n"] > big["n"]
     none = stats.seeds_needed([30_000] * 3, [False] * 3, 30_000, target_speedup=3.7)
     assert none["n"] is None and "no pilot run grokked" in none["reason"]
+
+
+def test_mann_whitney_is_withheld_under_mixed_censoring():
+    assert stats.common_censoring([100, 200, 3000, 3000], [True, True, False, False])
+    assert not stats.common_censoring([100, 3000, 30000], [True, False, False])  # two budgets
+    assert not stats.common_censoring([5000, 3000], [True, False])  # a grok after a censoring time
+    ref = [{"time_to_grok": t, "grokked": False, "peak_test_acc": 0.1} for t in (30000, 3000)]
+    new = [{"time_to_grok": t, "grokked": False, "peak_test_acc": 0.1} for t in (3000, 3000)]
+    assert math.isnan(stats.compare(ref, new)["mannwhitney_p"])

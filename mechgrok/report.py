@@ -277,7 +277,10 @@ class Audit:
         return self.combine("C3", parts, "log-rank, KM-median speed-up with bootstrap CI, sign test on claimed times")
 
     def c4(self) -> Verdict:
-        base, dream = self.arm("hard", "baseline"), self.arm("hard", "dream")
+        # a peak over the whole budget: only runs trained to the full budget (or that grokked) count
+        full = REGIMES["hard"]["steps"]
+        base, dream = ([r for r in self.arm("hard", a) if r["grokked"] or r["budget"] >= full]
+                       for a in ("baseline", "dream"))
         if not base or not dream:
             return self.missing("C4", {"hard": ["baseline", "dream"]}, "permutation test on peak test accuracy")
         n = min(len(base), len(dream))
@@ -285,7 +288,8 @@ class Audit:
         p = stats.permutation_pvalue([r["peak_test_acc"] for r in dream], [r["peak_test_acc"] for r in base])
         k = sum(r["peak_test_acc"] >= 0.95 for r in dream)
         p_level = stats.median_at_most(k, len(dream))  # median peak >= 0.95 claimed (98.25%)
-        notes = [f"dream runs with peak >= 95%: {k}/{len(dream)} (sign test of the claimed ~98% level, p {_f(p_level)})"]
+        notes = [f"dream runs with peak >= 95%: {k}/{len(dream)} (sign test of the claimed ~98% level, p {_f(p_level)}); "
+                 f"runs with a shorter budget than {full} that never grokked are left out"]
         if (len(dream) >= MIN_SEEDS and p_level < ALPHA) or (n >= MIN_SEEDS and p < ALPHA and diff_mean < 0):
             verdict = "contradicted"  # the claimed ~98% level is rejected by the dream runs alone
         elif n >= MIN_SEEDS and p < ALPHA and diff_mean > 0:

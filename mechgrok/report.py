@@ -594,7 +594,7 @@ def _setup_section(rows: list[dict]) -> str:
         body.append([name, "not stated", (f"{val!r}; " if val is not None or name in ("batch_size",
                                                                                        "normalization") else "") + why,
                      "**open**"])
-    return "\n".join(lines) + _md_table(["choice", "manuscript", "here", ""], body) + "\n"
+    return "\n".join(lines) + "\n" + _md_table(["choice", "manuscript", "here", ""], body) + "\n"
 
 
 STATISTICS_TEXT = """## On the manuscript's statistics
@@ -675,7 +675,7 @@ def _power_section(rows: list[dict]) -> str:
                "the baseline runs (stats.seeds_needed). GPU cost: not measured (no GPU was lent to this project's "
                "sessions so far).")
     out.append("")
-    return "\n".join(out) + _md_table(["reading", "speed-up to detect", "pilot runs", "seeds per arm", "why",
+    return "\n".join(out) + "\n" + _md_table(["reading", "speed-up to detect", "pilot runs", "seeds per arm", "why",
                                        "cost"], body) + "\n"
 
 

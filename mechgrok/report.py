@@ -192,7 +192,10 @@ class Audit:
             verdict = f"inconclusive at n = {n}"
         if why:
             notes.append("; ".join(why))
-        return Verdict(cid, test, self._seeds(new), n, f"speed-up {_f(ratio)}", _ci(lo, hi), p, verdict, notes)
+        effect = f"speed-up {_f(ratio)}"
+        if claimed_time is not None:
+            effect = f"{k}/{m} grokked by {tol}; " + effect
+        return Verdict(cid, test, self._seeds(new), n, effect, _ci(lo, hi), p, verdict, notes)
 
     def no_effect(self, cid: str, test: str, ref: list[dict], new: list[dict]) -> Verdict:
         c = stats.compare(ref, new)

@@ -56,8 +56,8 @@ def _save(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     fig.tight_layout()
-    for p in paths:
-        fig.savefig(p, bbox_inches="tight")
+    for p in paths:  # no creation date in the PDF, so the same runs give the same files
+        fig.savefig(p, bbox_inches="tight", metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
     import matplotlib.pyplot as plt
 
     plt.close(fig)

@@ -173,31 +173,24 @@ def norms(view: RunView, progress=None) -> tuple[dict, dict]:
     init = view.weights(ckpts[0]["name"])
     out = {c: np.empty(len(ckpts)) for c in (*N.COMPONENTS, "total", "dist_init")}
     tick = _ticker(progress, f"norms {view.path.name}", len(ckpts))
-    by_name = {}
+    # replay events with extra steps whose before and end checkpoints were both kept, measured
+    # against the window from the checkpoint before them (one read of each checkpoint)
+    extra = dict(zip(view.events["step"].tolist(), view.events["extra_steps"].tolist()))
+    ev_rows, history = [], []  # history: the last two (checkpoint, weights)
     for i, c in enumerate(ckpts):
         w = view.weights(c["name"])
-        by_name[c["name"]] = w if c["phase"] == "before" or "event" in c["reasons"] else None
         for comp, v in N.component_norms(w).items():
             out[comp][i] = v
         out["dist_init"][i] = N.distance(w, init)
+        if (c["phase"] == "end" and extra.get(c["step"], 0) > 0 and len(history) == 2
+                and history[1][0]["step"] == c["step"] and history[1][0]["phase"] == "before"):
+            (prev, prev_w), (before, before_w) = history
+            ev_rows.append((c["step"], N.distance(w, before_w), N.distance(before_w, prev_w),
+                            before["step"] - prev["step"], extra[c["step"]]))
+        history = (history + [(c, w)])[-2:]
         tick(i + 1)
     out["step"] = np.array([c["step"] for c in ckpts])
     out["phase"] = np.array([c["phase"] for c in ckpts], dtype="S6")
-    # events whose before and end checkpoints were both kept and that took extra steps
-    ev_rows = []
-    names = [c["name"] for c in ckpts]
-    extra = dict(zip(view.events["step"].tolist(), view.events["extra_steps"].tolist()))
-    for i, c in enumerate(ckpts):
-        if c["phase"] != "before" or extra.get(c["step"], 0) == 0:
-            continue
-        end = runstore.checkpoint_name(c["step"], "end")
-        if end not in names or i == 0:
-            continue
-        prev = ckpts[i - 1]
-        before_w, end_w = view.weights(c["name"]), view.weights(end)
-        window = N.distance(before_w, view.weights(prev["name"]))
-        window_steps = c["step"] - prev["step"]
-        ev_rows.append((c["step"], N.distance(end_w, before_w), window, window_steps, extra[c["step"]]))
     ev = np.array(ev_rows, dtype=float).reshape(-1, 5)
     out["event_step"] = ev[:, 0].astype(int)
     out["event_displacement"] = ev[:, 1]

@@ -204,10 +204,8 @@ class _Run:
                 reasons.append("final")
             if reasons:
                 self.pending.append(("ckpt", step, "end", reasons, weights(self.model), None))
-            # a run that reaches its budget without grokking keeps its final state, so that a
-            # later, longer budget can continue it instead of starting again
-            extendable = status == "complete" and self.grok_step is None and step == cfg.steps
-            self._flush(resume_state=bool(reasons) and (status == "running" or extendable), status=status)
+            self._flush(resume_state=bool(reasons) and (status == "running" or self._extendable(status)),
+                        status=status)
             if progress is not None:
                 progress(step, cfg.steps, row)
 
@@ -335,13 +333,17 @@ class _Run:
                         **{f"passes_{k}": v for k, v in self.passes.items()},
                         **{f"seconds_{k}": v for k, v in self.seconds.items()})
             if status != "running":
-                keep = _newest_slot_at(w.f, self.step) if status == "complete" and self.grok_step is None \
-                    and self.step == self.cfg.steps else None
+                keep = _newest_slot_at(w.f, self.step) if self._extendable(status) else None
                 for slot in list(w.f["resume"]):
                     if slot != keep:
                         del w.f["resume"][slot]
             w.set_attrs(status=status)
         self.seconds["write"] += time.perf_counter() - t
+
+    def _extendable(self, status: str) -> bool:
+        """A run that reaches its budget without grokking keeps its final state, so that a
+        later, longer budget can continue it instead of starting again."""
+        return status == "complete" and self.grok_step is None and self.step == self.cfg.steps
 
     def _resume_state(self) -> tuple[dict, dict]:
         arrays = {f"model/{k}": v for k, v in weights(self.model).items()}

@@ -44,8 +44,13 @@ def parameter_table(model) -> dict[str, torch.Tensor]:
 
 def last_logits(model, tokens: torch.Tensor) -> torch.Tensor:
     """Logits at the last position (n x d_vocab_out), equal to ``model(tokens)[:, -1]``."""
-    cfg = model.cfg
-    P = parameter_table(model)
+    return forward(parameter_table(model), model.cfg, tokens)
+
+
+def forward(P: dict[str, torch.Tensor], cfg, tokens: torch.Tensor) -> torch.Tensor:
+    """:func:`last_logits` as a pure function of the parameter tensors ``P`` (by state_dict
+    name) and the model's TransformerLens config ``cfg``; ``torch.vmap`` maps it over
+    stacked parameters (mechgrok/batch.py)."""
     act = _ACT[cfg.act_fn]
     n, seq = tokens.shape
     heads, d_head = cfg.n_heads, cfg.d_head
@@ -57,7 +62,7 @@ def last_logits(model, tokens: torch.Tensor) -> torch.Tensor:
         last = layer == cfg.n_layers - 1
 
         def heads_of(h):
-            return h.view(n, -1, heads, d_head).transpose(1, 2)
+            return h.reshape(n, -1, heads, d_head).transpose(1, 2)
 
         k = heads_of(F.linear(x, P[b + "attn.k.weight"], P[b + "attn.k.bias"]))
         v = heads_of(F.linear(x, P[b + "attn.v.weight"], P[b + "attn.v.bias"]))

@@ -12,7 +12,7 @@ One step, at ``step`` = 1 .. budget:
    - ``dream-early`` / ``dream-plateau``: as ``dream``, but only before / from
      the first evaluation with train accuracy >= ``memorised_threshold``,
    - ``baseline`` and ``grokfast``: nothing (grokfast filters the gradients of
-     every regular step instead: :meth:`_Run._grokfast_filter`);
+     every regular step instead: :func:`grokfast_filter`);
    evaluate again, checkpoint ``end``, append a row to ``/events``;
 3. every ``eval_every`` steps: a row of ``/metrics``; time-to-grok is the first
    evaluated step with test accuracy >= ``grok_threshold``;
@@ -71,6 +71,20 @@ def train(cfg: RunConfig, path: str | Path, *, resume: bool = False, overwrite: 
             run.restore() if plan in ("resume", "extend") else run.create()
             run.fit(progress)
     return runstore.read_attrs(path)
+
+
+@torch.no_grad()
+def grokfast_filter(params: dict[str, torch.Tensor], ema: dict[str, torch.Tensor], alpha: float, lam: float) -> None:
+    """Grokfast-EMA (Lee et al. 2024) on the gradients of ``params``, in place:
+    ema <- alpha * ema + (1 - alpha) * g, then g <- g + lambda * ema. The EMA starts at
+    the first gradient. Elementwise, so it applies unchanged to stacked parameters."""
+    for name, param in params.items():
+        e = ema.get(name)
+        if e is None:
+            e = ema[name] = param.grad.detach().clone()
+        else:
+            e.mul_(alpha).add_(param.grad, alpha=1 - alpha)
+        param.grad.add_(e, alpha=lam)
 
 
 def _newest_slot_at(f, step: int) -> str | None:
@@ -134,6 +148,7 @@ class _Run:
         self.wall_before = 0.0  # wall time spent by earlier processes of this run
         self.pending: list[tuple] = []
         self._eval_cache = None
+        self.status = "running"
 
     # ---- set-up -------------------------------------------------------------
     def create(self) -> None:
@@ -173,112 +188,127 @@ class _Run:
         self.t0 = time.perf_counter()
 
     # ---- the loop -------------------------------------------------------------
+    # A step is split into phases so that mechgrok.batch can run the tensor work of R runs at
+    # once while each run keeps this bookkeeping: begin_step -> regular update -> (event:
+    # begin_event -> extra updates -> end_event) -> end_step.
     def fit(self, progress=None) -> None:
-        cfg = self.cfg
-        status = "running"
-        while status == "running" and self.step < cfg.steps:
-            self.step += 1
-            step = self.step
-            batch = None if cfg.batch_size is None else \
-                torch.randperm(self.n_train, generator=self.gen["batch"])[: cfg.batch_size]
-            self._optimise(batch, extra=False)
-            if cfg.is_event_step(step):
-                self._replay_event(step)
-            final = step == cfg.steps or (
-                self.grok_step is not None and cfg.stop_after_grok > 0 and step >= self.grok_step + cfg.stop_after_grok)
-            reasons, row = [], None
-            if step % cfg.eval_every == 0 or final:
-                row = self._record_metrics()
-                if not math.isfinite(row["train_loss"]):
-                    status = "diverged"
-                if self.memorised_step is None and row["train_acc"] >= cfg.memorised_threshold:
-                    self.memorised_step = step
-                    reasons.append("memorised")
-                if self.grok_step is None and row["test_acc"] >= cfg.grok_threshold:
-                    self.grok_step = step
-                    reasons.append("grok")
-            if step % cfg.checkpoint_every == 0:
-                reasons.append("periodic")
-            if final or status != "running":
-                status = "diverged" if status == "diverged" else "complete"
-                reasons.append("final")
-            if reasons:
-                self.pending.append(("ckpt", step, "end", reasons, weights(self.model), None))
-            self._flush(resume_state=bool(reasons) and (status == "running" or self._extendable(status)),
-                        status=status)
-            if progress is not None:
-                progress(step, cfg.steps, row)
+        while self.running():
+            self._optimise(self.begin_step(), extra=False)
+            if self.cfg.is_event_step(self.step):
+                event = self.begin_event()
+                for _ in range(event["extra_steps"]):
+                    self._optimise(event["chosen"], extra=True)
+                self.end_event(event)
+            self.end_step(progress)
+
+    def running(self) -> bool:
+        return self.status == "running" and self.step < self.cfg.steps
+
+    def begin_step(self) -> torch.Tensor | None:
+        """Advance the step counter; the positions of this step's batch (None = full batch)."""
+        self.step += 1
+        if self.cfg.batch_size is None:
+            return None
+        return torch.randperm(self.n_train, generator=self.gen["batch"])[: self.cfg.batch_size]
+
+    def end_step(self, progress=None) -> None:
+        """Evaluation, grok/memorised detection, checkpoints, writing and the stop rule."""
+        cfg, step = self.cfg, self.step
+        final = step == cfg.steps or (
+            self.grok_step is not None and cfg.stop_after_grok > 0 and step >= self.grok_step + cfg.stop_after_grok)
+        reasons, row = [], None
+        if step % cfg.eval_every == 0 or final:
+            row = self._record_metrics()
+            if not math.isfinite(row["train_loss"]):
+                self.status = "diverged"
+            if self.memorised_step is None and row["train_acc"] >= cfg.memorised_threshold:
+                self.memorised_step = step
+                reasons.append("memorised")
+            if self.grok_step is None and row["test_acc"] >= cfg.grok_threshold:
+                self.grok_step = step
+                reasons.append("grok")
+        if step % cfg.checkpoint_every == 0:
+            reasons.append("periodic")
+        if final or self.status != "running":
+            self.status = "diverged" if self.status == "diverged" else "complete"
+            reasons.append("final")
+        if reasons:
+            self.pending.append(("ckpt", step, "end", reasons, weights(self.model), None))
+        self._flush(resume_state=bool(reasons) and (self.status == "running" or self._extendable(self.status)),
+                    status=self.status)
+        if progress is not None:
+            progress(step, cfg.steps, row)
+
+    def examples(self, positions: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Tokens, labels and positions of the training examples at ``positions`` (None = all)."""
+        if positions is None:
+            return self.x_train, self.y_train, torch.arange(self.n_train)
+        dev = positions.to(self.device)
+        return self.x_train[dev], self.y_train[dev], positions
 
     def _optimise(self, positions: torch.Tensor | None, extra: bool) -> None:
         """One optimiser step on the training examples at ``positions`` (None = all)."""
         t = time.perf_counter()
-        if positions is None:
-            x, y, positions = self.x_train, self.y_train, torch.arange(self.n_train)
-        else:
-            dev = positions.to(self.device)
-            x, y = self.x_train[dev], self.y_train[dev]
+        x, y, positions = self.examples(positions)
         logits = last_logits(self.model, x, self.cfg.fast_forward)
         losses = per_example_loss(logits, y)
         self.opt.zero_grad(set_to_none=True)
         losses.mean().backward()
         if self.cfg.arm == "grokfast" and not extra:
-            self._grokfast_filter()
+            grokfast_filter(self.params, self.grad_ema, self.cfg.grokfast_alpha, self.cfg.grokfast_lambda)
         self.opt.step()
+        self.count_update(positions, losses, logits.argmax(-1) != y, extra, time.perf_counter() - t)
+
+    def count_update(self, positions, losses, failed, extra: bool, seconds: float) -> None:
+        """Bookkeeping of one optimiser step: the surprise memory, counters and timers."""
         self.updates += 1
-        self.memory.update(positions, losses, logits.argmax(-1) != y, self.step)
+        self.memory.update(positions, losses, failed, self.step)
         kind = "extra" if extra else "regular"
-        self.passes[f"fwd_{kind}"] += len(y)
-        self.passes[f"bwd_{kind}"] += len(y)
-        self.seconds[kind] += time.perf_counter() - t
+        self.passes[f"fwd_{kind}"] += len(losses)
+        self.passes[f"bwd_{kind}"] += len(losses)
+        self.seconds[kind] += seconds
 
-    @torch.no_grad()
-    def _grokfast_filter(self) -> None:
-        """Grokfast-EMA (Lee et al. 2024): ema <- alpha * ema + (1 - alpha) * g, then
-        g <- g + lambda * ema. The EMA starts at the first gradient."""
-        alpha, lam = self.cfg.grokfast_alpha, self.cfg.grokfast_lambda
-        for name, param in self.params.items():
-            ema = self.grad_ema.get(name)
-            if ema is None:
-                ema = self.grad_ema[name] = param.grad.detach().clone()
-            else:
-                ema.mul_(alpha).add_(param.grad, alpha=1 - alpha)
-            param.grad.add_(ema, alpha=lam)
-
-    def _replay_event(self, step: int) -> None:
-        cfg = self.cfg
+    def begin_event(self) -> dict:
+        """Measure before a replay event and choose what it replays: the event's record so far,
+        with ``chosen`` (positions, or None) and ``extra_steps`` to take on them."""
+        cfg, step = self.cfg, self.step
         number = cfg.event_number(step)
-        keep = cfg.keeps_event_checkpoint(number)
-        before = self._evaluate()
-        memory_mean, memory_failures = float(self.memory.surprise.mean()), int(self.memory.failed.sum())
-        if keep:
+        event = {"step": step, "number": number, "keep": cfg.keeps_event_checkpoint(number),
+                 "before": self._evaluate(), "memory_mean": float(self.memory.surprise.mean()),
+                 "memory_failures": int(self.memory.failed.sum()), "chosen": None, "extra_steps": 0,
+                 "selected_mean": math.nan, "loss_before": np.full(cfg.dream_k, np.nan)}
+        if event["keep"]:
             self.pending.append(("ckpt", step, "before", ["event"], weights(self.model), None))
-        k = cfg.dream_k
-        if not cfg.replays_at_event(memorised=self.memorised_step is not None):
-            chosen, selected_mean = None, math.nan
-            loss_before = loss_after = np.full(k, np.nan)
-        else:
+        if cfg.replays_at_event(memorised=self.memorised_step is not None):
             if cfg.arm in TARGETED_ARMS:
-                chosen = select_failures(self.memory, k, cfg.dream_selection, cfg.dream_alpha, self.gen["replay"])
+                chosen = select_failures(self.memory, cfg.dream_k, cfg.dream_selection, cfg.dream_alpha,
+                                         self.gen["replay"])
             else:
-                chosen = select_uniform(self.n_train, k, self.gen["replay"])
-            selected_mean = float(self.memory.surprise[chosen].mean())
-            loss_before = self._example_losses(chosen)
-            for _ in range(cfg.dream_steps):
-                self._optimise(chosen, extra=True)
-            loss_after = self._example_losses(chosen)
+                chosen = select_uniform(self.n_train, cfg.dream_k, self.gen["replay"])
+            event.update(chosen=chosen, extra_steps=cfg.dream_steps,
+                         selected_mean=float(self.memory.surprise[chosen].mean()),
+                         loss_before=self._example_losses(chosen))
+        return event
+
+    def end_event(self, event: dict) -> None:
+        """Measure after the event's extra steps and record it (``/events``, checkpoint ``end``)."""
+        cfg, step, chosen = self.cfg, event["step"], event["chosen"]
+        k = cfg.dream_k
+        loss_after = np.full(k, np.nan) if chosen is None else self._example_losses(chosen)
         after = self._evaluate()
-        if keep:
+        if event["keep"]:
             link = runstore.checkpoint_name(step, "before") if chosen is None else None
             self.pending.append(("ckpt", step, "end", ["event"], None if link else weights(self.model), link))
+        names = ("train_loss", "train_acc", "test_loss", "test_acc")
         self.pending.append(("event", {
-            "step": step, "event": number, "extra_steps": 0 if chosen is None else cfg.dream_steps,
-            "checkpointed": int(keep),
-            **{f"{name}_before": v for name, v in zip(("train_loss", "train_acc", "test_loss", "test_acc"), before)},
-            **{f"{name}_after": v for name, v in zip(("train_loss", "train_acc", "test_loss", "test_acc"), after)},
-            "memory_surprise_mean": memory_mean, "memory_failures": memory_failures,
-            "selected_surprise_mean": selected_mean,
+            "step": step, "event": event["number"], "extra_steps": event["extra_steps"],
+            "checkpointed": int(event["keep"]),
+            **{f"{name}_before": v for name, v in zip(names, event["before"])},
+            **{f"{name}_after": v for name, v in zip(names, after)},
+            "memory_surprise_mean": event["memory_mean"], "memory_failures": event["memory_failures"],
+            "selected_surprise_mean": event["selected_mean"],
             "indices": np.full(k, -1) if chosen is None else self.train_idx[chosen.numpy()],
-            "loss_before": loss_before, "loss_after": loss_after,
+            "loss_before": event["loss_before"], "loss_after": loss_after,
         }))
 
     # ---- measurement ------------------------------------------------------------
@@ -345,15 +375,20 @@ class _Run:
         later, longer budget can continue it instead of starting again."""
         return status == "complete" and self.grok_step is None and self.step == self.cfg.steps
 
+    def optimizer_state(self) -> dict[str, dict[str, torch.Tensor]]:
+        """AdamW's state (step, exp_avg, exp_avg_sq) by parameter name; empty before the first step."""
+        return {name: self.opt.state[p] for name, p in self.params.items() if p in self.opt.state}
+
     def _resume_state(self) -> tuple[dict, dict]:
         arrays = {f"model/{k}": v for k, v in weights(self.model).items()}
-        for name, param in self.params.items():
-            for key, value in self.opt.state.get(param, {}).items():
+        opt_state = self.optimizer_state()
+        for name, state in opt_state.items():
+            for key, value in state.items():
                 arrays[f"optimizer/{name}/{key}"] = value.detach().cpu().numpy()
         arrays.update({f"grad_ema/{name}": v.detach().cpu().numpy() for name, v in self.grad_ema.items()})
         arrays.update({f"rng/{name}": g.get_state().numpy() for name, g in self.gen.items()})
         arrays.update({f"memory/{k}": v.numpy() for k, v in self.memory.state().items()})
         info = {"updates": self.updates, "passes": self.passes, "seconds": self.seconds, "grok_step": self.grok_step,
                 "memorised_step": self.memorised_step, "wall_time_s": self._wall(),
-                "optimizer_started": bool(self.opt.state)}
+                "optimizer_started": bool(opt_state)}
         return arrays, info

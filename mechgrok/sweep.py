@@ -31,6 +31,7 @@ first seeds of every arm finish first.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -121,22 +122,57 @@ def shorter_run(cfg: RunConfig, path: Path) -> Path | None:
 def run_job(cfg: RunConfig, path: Path, threads: int = 1, device: str = "cpu") -> int:
     """Train one run (resuming it if unfinished, or continuing a shorter-budget run of the same
     seed: a copy of it at ``path`` is extended); 0, or EXIT_LOCKED if another process trains it."""
+    return run_jobs([Job(cfg, path)], threads, device)
+
+
+def run_jobs(jobs: list[Job], threads: int = 1, device: str = "cpu") -> int:
+    """Train ``jobs`` in this process: one run with mechgrok.loop, several (a unit of
+    :func:`units`) as one batch with mechgrok.batch. 0, or EXIT_LOCKED if another process
+    trains one of them (the others are trained)."""
     import shutil
 
+    for job in jobs:
+        if not job.path.exists():
+            src = shorter_run(job.cfg, job.path)
+            if src is not None:
+                job.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = job.path.with_name(job.path.name + ".tmp")
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, job.path)
+    if len(jobs) > 1:
+        from .batch import train_batch
+
+        _, locked = train_batch([j.cfg for j in jobs], [j.path for j in jobs], device=device, threads=threads)
+        return EXIT_LOCKED if locked else 0
     from .loop import train
 
-    if not path.exists():
-        src = shorter_run(cfg, path)
-        if src is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, path)
     try:
-        train(cfg, path, resume=True, device=device, threads=threads)
+        train(jobs[0].cfg, jobs[0].path, resume=True, device=device, threads=threads)
     except RunLockedError:
         return EXIT_LOCKED
     return 0
+
+
+def units(jobs: list[Job], batch_runs: int = 1) -> list[list[Job]]:
+    """The jobs as units of work for one worker each: single runs, or with ``batch_runs`` > 1
+    batches of up to that many runs that differ only in their seed (mechgrok.batch; arms that
+    cannot be batched stay single). Order: the order of each unit's first job."""
+    from .batch import BATCHABLE_ARMS, batch_key
+
+    if batch_runs <= 1:
+        return [[j] for j in jobs]
+    out, open_units = [], {}
+    for job in jobs:
+        if job.cfg.arm not in BATCHABLE_ARMS or not job.cfg.fast_forward or job.cfg.normalization is not None:
+            out.append([job])
+            continue
+        key = batch_key(job.cfg)
+        unit = open_units.get(key)
+        if unit is None or len(unit) >= batch_runs:
+            unit = open_units[key] = []
+            out.append(unit)
+        unit.append(job)
+    return out
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -148,9 +184,9 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         pass
 
 
-def _worker_cmd(job: Job, threads: int, device: str) -> list[str]:
-    return [sys.executable, "-m", "mechgrok.sweep", "--worker", str(job.path), "--worker-config",
-            job.cfg.to_json(), "--threads", str(threads), "--device", device]
+def _worker_cmd(unit: list[Job], threads: int, device: str) -> list[str]:
+    spec = json.dumps([[str(j.path), j.cfg.to_dict()] for j in unit])
+    return [sys.executable, "-m", "mechgrok.sweep", "--worker", spec, "--threads", str(threads), "--device", device]
 
 
 # ---- the local pool ---------------------------------------------------------------------------
@@ -192,57 +228,74 @@ def _duration(seconds: float) -> str:
 
 
 def run_local(jobs: list[Job], workers: int | None = None, threads: int = 1, device: str = "cpu",
-              stream=None, poll: float = 0.5) -> dict:
-    """Run ``jobs`` on ``workers`` processes (default: one per core). Skips finished runs,
-    resumes unfinished ones. Returns counts: done, skipped, failed (labels), locked (labels)."""
+              stream=None, poll: float = 0.5, batch_runs: int = 1) -> dict:
+    """Run ``jobs`` on ``workers`` processes (default: one per core), each training one unit of
+    :func:`units` at a time. Skips finished runs, resumes unfinished ones. Returns counts:
+    done, skipped, failed (labels), locked (labels)."""
     stream = stream or sys.stderr
     workers = workers or os.cpu_count() or 1
     states = check(jobs)
-    todo = [j for j in jobs if j not in states["done"]]
+    todo = units([j for j in jobs if j not in states["done"]], batch_runs)
     tracker = _Tracker(jobs, stream)
     pending, running = list(todo), {}
     done, failed, locked = len(states["done"]), [], []
     print(f"sweep: {len(jobs)} runs; {done} already finished, {len(states['resume'])} to resume, "
           f"{len(states['extend'])} to extend from a shorter budget, {len(states['new'])} new; "
-          f"{workers} workers x {threads} thread(s)", file=stream, flush=True)
+          f"{workers} workers x {threads} thread(s)"
+          + (f", up to {batch_runs} runs per worker as one batch" if batch_runs > 1 else ""), file=stream, flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
                                                                       os.environ.get("PYTHONPATH")]))}
     try:
         while pending or running:
             while pending and len(running) < workers:
-                job = pending.pop(0)
-                job.path.parent.mkdir(parents=True, exist_ok=True)
-                log = open(str(job.path) + ".log", "a")  # the worker's output; removed when it succeeds
-                proc = subprocess.Popen(_worker_cmd(job, threads, device), stdout=log, stderr=log, env=env,
+                unit = pending.pop(0)
+                for job in unit:
+                    job.path.parent.mkdir(parents=True, exist_ok=True)
+                log_path = str(unit[0].path) + ".log"  # the worker's output; removed when it succeeds
+                log = open(log_path, "a")
+                proc = subprocess.Popen(_worker_cmd(unit, threads, device), stdout=log, stderr=log, env=env,
                                         preexec_fn=_die_with_parent)
-                running[proc] = (job, log)
+                running[proc] = (unit, log, log_path)
                 tracker.show(done, len(running), len(pending), len(failed), force=True)
             time.sleep(poll)
             for proc in [p for p in running if p.poll() is not None]:
-                job, log = running.pop(proc)
+                unit, log, log_path = running.pop(proc)
                 log.close()
+                for job in unit:
+                    finished = _finished(job.path)
+                    if finished is not None:
+                        done += 1
+                        print(f"sweep: finished {job.label}: {finished}", file=stream, flush=True)
+                    elif proc.returncode == EXIT_LOCKED:
+                        locked.append(job.label)
+                        print(f"sweep: {job.label} is being trained by another process; skipped", file=stream,
+                              flush=True)
+                    else:
+                        failed.append(job.label)
+                        print(f"sweep: {job.label} failed (exit {proc.returncode}); see {log_path}",
+                              file=stream, flush=True)
                 if proc.returncode == 0:
-                    done += 1
-                    a = runstore.read_attrs(job.path)
-                    grok = f"grokked at {a['grok_step']}" if a["grokked"] else f"not grokked by {a['last_step']}"
-                    print(f"sweep: finished {job.label}: {grok}", file=stream, flush=True)
-                    os.unlink(str(job.path) + ".log")
-                elif proc.returncode == EXIT_LOCKED:
-                    locked.append(job.label)
-                    print(f"sweep: {job.label} is being trained by another process; skipped", file=stream, flush=True)
-                else:
-                    failed.append(job.label)
-                    print(f"sweep: {job.label} failed (exit {proc.returncode}); see {job.path}.log",
-                          file=stream, flush=True)
+                    os.unlink(log_path)
                 tracker.show(done, len(running), len(pending), len(failed), force=True)
             tracker.show(done, len(running), len(pending), len(failed))
     finally:
-        for proc, (job, log) in running.items():
+        for proc in running:
             proc.terminate()
-        for proc, (job, log) in running.items():
+        for proc, (unit, log, log_path) in running.items():
             proc.wait()
             log.close()
     return {"done": done, "skipped": len(states["done"]), "failed": failed, "locked": locked}
+
+
+def _finished(path: Path) -> str | None:
+    """'grokked at S' / 'not grokked by S' for a finished run file, else None."""
+    try:
+        a = runstore.read_attrs(path)
+    except (MechgrokError, OSError):
+        return None
+    if a.get("status") not in ("complete", "diverged"):
+        return None
+    return f"grokked at {a['grok_step']}" if a["grokked"] else f"not grokked by {a['last_step']}"
 
 
 # ---- the Ray backend ---------------------------------------------------------------------------
@@ -331,8 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--address", help="ray: address of an existing cluster (host:port, ray://host:port, auto); "
                                       "none starts a local Ray instance")
     ap.add_argument("--dry-run", action="store_true", help="list the runs and what would happen to each")
+    ap.add_argument("--batch-runs", type=int, default=1,
+                    help="local backend: train up to this many runs that differ only in their seed in one "
+                         "worker, as one batch with stacked parameters (mechgrok/batch.py); arms "
+                         "dream-early and dream-plateau stay single (1)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--worker-config", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-config", help=argparse.SUPPRESS)  # with --worker PATH: one run (older sweeps)
     add_config_flags(ap)
     return ap
 
@@ -340,8 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.worker:
+        if args.worker and args.worker_config:
             return run_job(from_json(args.worker_config), Path(args.worker), args.threads, args.device)
+        if args.worker:
+            unit = [Job(from_json(json.dumps(cfg)), Path(path)) for path, cfg in json.loads(args.worker)]
+            return run_jobs(unit, args.threads, args.device)
+        if args.batch_runs < 1:
+            raise MechgrokError(f"--batch-runs must be positive, got {args.batch_runs}")
+        if args.batch_runs > 1 and args.backend != "local":
+            raise MechgrokError("--batch-runs applies to the local backend only")
         if args.workers is not None and args.workers < 1:
             raise MechgrokError(f"--workers must be positive, got {args.workers}")
         if args.threads < 1:
@@ -360,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.backend == "ray":
             result = run_ray(jobs, args.address, args.threads, args.device, num_cpus=args.workers)
         else:
-            result = run_local(jobs, args.workers, args.threads, args.device)
+            result = run_local(jobs, args.workers, args.threads, args.device, batch_runs=args.batch_runs)
     except MechgrokError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

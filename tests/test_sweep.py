@@ -138,3 +138,29 @@ def test_a_longer_budget_continues_a_shorter_run_and_matches_a_direct_run(tmp_pa
     assert runstore.read_config(short[0].path).steps == 200  # the short run is left as it was
     finals = [c["step"] for c in runstore.list_checkpoints(long[0].path) if "final" in c["reasons"]]
     assert finals == [400]
+
+
+def test_units_group_seeds_of_one_config_into_batches(tmp_path):
+    from mechgrok.sweep import units
+
+    jobs = plan(["hard"], ["baseline", "dream-early"], [0, 1, 2], tmp_path, **SETTINGS)
+    assert units(jobs) == [[j] for j in jobs]
+    got = [[(j.cfg.arm, j.cfg.seed) for j in u] for u in units(jobs, batch_runs=2)]
+    assert got == [[("baseline", 0), ("baseline", 1)], [("dream-early", 0)], [("dream-early", 1)],
+                   [("baseline", 2)], [("dream-early", 2)]]
+
+
+def test_sweep_with_batched_workers(tmp_path):
+    flags = [*SWEEP_FLAGS[:5], "100", *SWEEP_FLAGS[6:]]  # --steps 100
+    r = _sweep_cli("--arms", "baseline", "dream-early", "--seeds", "0-1", "--workers", "2", "--batch-runs", "2",
+                   "--out", tmp_path, *flags)
+    assert r.returncode == 0, r.stderr
+    assert "up to 2 runs per worker" in r.stderr
+    jobs = plan(["hard"], ["baseline", "dream-early"], [0, 1], tmp_path, **{**SETTINGS, "steps": 100})
+    for job in jobs:
+        attrs = runstore.read_attrs(job.path)
+        assert attrs["status"] == "complete" and attrs["last_step"] == 100
+        assert attrs.get("batch_runs") == (2 if job.cfg.arm == "baseline" else None), job.label
+        assert not os.path.exists(str(job.path) + ".log")
+    bad = _sweep_cli("--batch-runs", "0", "--out", tmp_path)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

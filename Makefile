@@ -45,11 +45,15 @@ screen: $(STAMP)
 	  $(SWEEP) --regimes hard --arms control --seeds 0-4 --steps 3000; \
 	  $(SWEEP) --regimes hard --arms grokfast --seeds 0-2 --steps 3000 ); wait
 
-# Stage 2, screening of the open readings in the hard regime (random split at the same coverage,
-# mini-batches of 512), and easy-regime runs continued to 2000 steps (they extend the 600-step runs).
+# Stage 2, the open readings in the hard regime (random split at the same coverage, mini-batches
+# of 512): screens at 3000 steps (dream with 6 seeds, enough for a sign test of its claimed ~2000
+# steps), and seed 42's baseline at the full budget under each reading (extending its screen run);
+# easy-regime seed 1 continued to 2000 steps (extends its 600-step runs).
 stage2: $(STAMP)
 	( $(SWEEP) --regimes hard --arms baseline dream control --seeds 42,0,1 --steps 3000 --split random; \
 	  $(SWEEP) --regimes hard --arms baseline dream control --seeds 42,0,1 --steps 3000 --batch-size 512; \
-	  $(SWEEP) --regimes hard --arms grokfast control --seeds 0-2 --steps 3000 ) & \
-	( $(SWEEP) --regimes easy --arms baseline dream --seeds 1,2,0 --steps 2000; \
-	  $(SWEEP) --regimes easy --arms control --seeds 1,2,0 --steps 2000 ); wait
+	  $(SWEEP) --regimes hard --arms dream --seeds 2-4 --steps 3000 --batch-size 512; \
+	  $(SWEEP) --regimes hard --arms dream --seeds 2-4 --steps 3000 --split random ) & \
+	( $(SWEEP) --regimes easy --arms baseline dream --seeds 1 --steps 2000; \
+	  $(SWEEP) --regimes hard --arms baseline --seeds 42 --split random; \
+	  $(SWEEP) --regimes hard --arms baseline --seeds 42 --batch-size 512 ); wait

@@ -142,7 +142,8 @@ class Batch:
                 for i, run in enumerate(runs):
                     run.grad_ema = {n: e[i] for n, e in self.ema.items()}
         self.opt.step()
-        failed = logits.argmax(-1) != y
+        failed = (logits.argmax(-1) != y).cpu()  # one device-to-host copy for all runs
+        losses = losses.detach().cpu()
         seconds = (time.perf_counter() - t) / len(runs)
         for i, (run, e) in enumerate(zip(runs, examples)):
             run.count_update(e[2], losses[i], failed[i], extra, seconds)

@@ -209,7 +209,8 @@ class _Tracker:
     def line(self, done: int, running: int, pending: int, failed: int) -> str:
         steps = sum(self._steps(j) for j in self.jobs)
         left = sum(j.cfg.steps for j in self.jobs) - steps
-        rate = (steps - self.start_steps) / max(time.monotonic() - self.t0, 1e-9)
+        # a resumed run first falls back to its last resume state, so the count can dip below the start
+        rate = max(steps - self.start_steps, 0) / max(time.monotonic() - self.t0, 1e-9)
         eta = "?" if rate <= 0 else _duration(left / rate)
         return (f"sweep: {done}/{len(self.jobs)} done, {running} running, {pending} pending"
                 + (f", {failed} failed" if failed else "") + f" | {rate:.1f} steps/s | ETA <= {eta} (full budgets)")

@@ -59,9 +59,7 @@ def train(cfg: RunConfig, path: str | Path, *, resume: bool = False, overwrite: 
     ``progress(step, budget, row)`` after every step (``row`` is the metrics
     row at evaluation steps, else None).
     """
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise MechgrokError(f"device {device!r} asked for, but torch sees no CUDA device")
+    dev = torch_device(device)
     with runstore.training_lock(path):
         plan = runstore.prepare(path, cfg, resume=resume, overwrite=overwrite)
         if plan != "done":
@@ -71,6 +69,14 @@ def train(cfg: RunConfig, path: str | Path, *, resume: bool = False, overwrite: 
             run.restore() if plan in ("resume", "extend") else run.create()
             run.fit(progress)
     return runstore.read_attrs(path)
+
+
+def torch_device(device: str) -> torch.device:
+    """``device`` as a torch device; MechgrokError if it asks for CUDA that torch cannot see."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MechgrokError(f"device {device!r} asked for, but torch sees no CUDA device")
+    return dev
 
 
 @torch.no_grad()

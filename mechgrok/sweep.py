@@ -157,13 +157,13 @@ def units(jobs: list[Job], batch_runs: int = 1) -> list[list[Job]]:
     """The jobs as units of work for one worker each: single runs, or with ``batch_runs`` > 1
     batches of up to that many runs that differ only in their seed (mechgrok.batch; arms that
     cannot be batched stay single). Order: the order of each unit's first job."""
-    from .batch import BATCHABLE_ARMS, batch_key
-
     if batch_runs <= 1:
         return [[j] for j in jobs]
+    from .batch import batch_key, why_not_batchable
+
     out, open_units = [], {}
     for job in jobs:
-        if job.cfg.arm not in BATCHABLE_ARMS or not job.cfg.fast_forward or job.cfg.normalization is not None:
+        if why_not_batchable(job.cfg):
             out.append([job])
             continue
         key = batch_key(job.cfg)

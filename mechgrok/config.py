@@ -59,6 +59,18 @@ OPEN_CHOICES = {
     "grokfast": "positive control, Lee et al. 2024 Grokfast-EMA on regular steps: g <- g + lambda * EMA_alpha(g)",
 }
 
+# Fields whose values the manuscript states ("Setup as stated" in claims.md). A reading may change
+# the open choices above and the step budget (a screen); a run that changes a stated field is not a
+# reading of the paper but a calibration of the instrument, and enters no verdict.
+STATED_FIELDS = ("p", "train_end", "train_fraction", "lr", "weight_decay", "n_layers", "d_model", "n_heads",
+                 "eval_every", "grok_threshold", "dream_every", "dream_k")
+
+
+def stated_changes(reading: str) -> list[str]:
+    """The stated fields a reading (a variant suffix such as 'split=random,lr=0.001') changes."""
+    names = [item.partition("=")[0] for item in reading.split(",") if item]
+    return [n for n in names if n in STATED_FIELDS]
+
 
 @dataclass(frozen=True)
 class RunConfig:

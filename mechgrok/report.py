@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, runstore, stats
-from .config import OPEN_CHOICES, REGIMES, RunConfig, make_config
+from .config import OPEN_CHOICES, REGIMES, RunConfig, make_config, stated_changes
 from .errors import MechgrokError
 from .results import collect, finished, select, write_csv
 
@@ -535,10 +535,51 @@ class Audit:
 
 
 # ---- document ------------------------------------------------------------------------------------
+def _reading(variant: str) -> str:
+    return variant.split("@", 1)[1] if "@" in variant else ""
+
+
 def readings(rows: list[dict]) -> list[str]:
-    """Regime readings present among the runs ('' = the paper's stated setup)."""
-    out = {r["variant"].split("@", 1)[1] if "@" in r["variant"] else "" for r in rows}
+    """Regime readings of the paper present among the runs ('' = the paper's stated setup);
+    variants that change a stated setting (calibrations) are left out."""
+    out = {_reading(r["variant"]) for r in rows if not stated_changes(_reading(r["variant"]))}
     return sorted(out, key=lambda s: (s != "", s))
+
+
+def _calibration_section(rows: list[dict]) -> str:
+    """Runs that change a setting the manuscript states: they test the instrument (can this
+    trainer grok at all, and where), not the paper, and enter no verdict."""
+    cal = sorted((r for r in rows if stated_changes(_reading(r["variant"]))),
+                 key=lambda r: (r["variant"], r["arm"], r["seed"], r["budget"]))
+    if not cal:
+        return ""
+    body = []
+    for r in cal:
+        base = make_config(r["regime"])
+        changed = ", ".join(f"{n} {getattr(base, n)} -> {_stated_value(r['variant'], n)}"
+                            for n in stated_changes(_reading(r["variant"])))
+        if r["grokked"]:
+            got = str(r["time_to_grok"])
+        else:
+            got = f"not grokked by {r['time_to_grok']}" + ("" if r["finished"] else " (still training)")
+        body.append([f"`{r['variant']}`", changed, r["arm"], str(r["seed"]), got, f"{r['peak_test_acc']:.4f}",
+                     f"{r['final_train_acc']:.3f}", str(r["memorised_step"])])
+    return "\n".join([
+        "## Calibration runs (not readings of the paper)", "",
+        "These runs change a setting the manuscript states (config.STATED_FIELDS), so they enter no verdict. "
+        "They test the instrument: whether this trainer and model grok at all, at settings where grokking is "
+        "well documented. Memorised = first evaluation with train accuracy >= "
+        f"{make_config('hard').memorised_threshold} (-1 = never).", "",
+        _md_table(["variant", "stated settings changed", "arm", "seed", "grok step", "peak test acc",
+                   "final train acc", "memorised"], body), ""])
+
+
+def _stated_value(variant: str, name: str) -> str:
+    for item in _reading(variant).split(","):
+        key, _, value = item.partition("=")
+        if key == name:
+            return value
+    return "?"
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -662,6 +703,8 @@ def _power_section(rows: list[dict]) -> str:
     body = []
     for variant in sorted({r["variant"] for r in finished(rows)}):
         base = select(finished(rows), variant=variant, arm="baseline")
+        if stated_changes(_reading(variant)):
+            continue
         if not base:
             continue
         budget = max(r["budget"] for r in base)
@@ -721,7 +764,8 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
         lines += [_md_table(head, body), ""]
     lines += [_seed42_section(rows), "", "## Time-to-grok by arm", "", "```",
               stats.format_table(stats.table(rows)) if fin else "no finished runs", "```", "",
-              _mechanistic_section(rows), _power_section(rows), STATISTICS_TEXT, _setup_section(rows)]
+              _mechanistic_section(rows), _power_section(rows), _calibration_section(rows), STATISTICS_TEXT,
+              _setup_section(rows)]
     if problems:
         lines += ["## Files that could not be read", ""] + [f"- {p}" for p in problems]
     figs: list[Path] = []

@@ -17,10 +17,10 @@ from mechgrok.results import collect, read_csv
 EVAL = 200
 
 
-def synth_run(path, arm, seed, grok_step, budget=30_000, regime="hard"):
+def synth_run(path, arm, seed, grok_step, budget=30_000, regime="hard", **overrides):
     """A finished run file with the given time-to-grok (None = never), written without training:
     accuracy curves step from chance to 0.99 at grok_step; replay events every 400 steps."""
-    cfg = make_config(regime, arm, seed, steps=budget)
+    cfg = make_config(regime, arm, seed, steps=budget, **overrides)
     train_idx, test_idx = split_indices(cfg)
     runstore.create(path, cfg, {"device": "synthetic"}, train_idx, test_idx)
     last = budget if grok_step is None else min(budget, grok_step + cfg.stop_after_grok)
@@ -154,3 +154,23 @@ def test_claimed_time_is_judged_on_the_claimed_arm_alone(tmp_path):
     rows, _ = collect([tmp_path])
     audit = report.Audit(rows)
     assert audit.claimed_time(audit.arm("hard", "baseline"), 7800)[2] == 0
+
+
+def test_calibration_runs_enter_no_verdict(tmp_path):
+    """A run that changes a stated setting (here weight decay and coverage) is listed as a calibration,
+    not audited as a reading: the grokking baseline must not make C3's baseline look grokked."""
+    for s in range(5):
+        synth_run(tmp_path / f"d{s}.h5", "dream", s, None, budget=3000)
+        synth_run(tmp_path / f"b{s}.h5", "baseline", s, None, budget=3000)
+    synth_run(tmp_path / "cal.h5", "baseline", 42, 4000, budget=20000, split="random", train_fraction=0.3,
+              weight_decay=1.0)
+    synth_run(tmp_path / "rand.h5", "baseline", 42, None, budget=3000, split="random")
+    rows, _ = collect([tmp_path])
+    assert report.readings(rows) == ["", "split=random"]
+    out, verdicts = report.build([tmp_path], tmp_path / "rep", figures=False)
+    text = out.read_text()
+    cal = text.split("## Calibration runs", 1)[1].split("##", 1)[0]
+    assert "weight_decay 0.15 -> 1.0" in cal and "train_fraction None -> 0.3" in cal and "| 4000 |" in cal
+    by_reading = text.split("## Does a verdict depend", 1)[1].split("\n## ", 1)[0]
+    assert "| id | `stated` | `split=random` |" in by_reading and "weight_decay" not in by_reading
+    assert {v.id: v for v in verdicts}["C3"].verdict == "contradicted"

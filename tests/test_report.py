@@ -174,3 +174,18 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     by_reading = text.split("## Does a verdict depend", 1)[1].split("\n## ", 1)[0]
     assert "| id | `stated` | `split=random` |" in by_reading and "weight_decay" not in by_reading
     assert {v.id: v for v in verdicts}["C3"].verdict == "contradicted"
+
+
+def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path):
+    """Easy regime, stated split: no run of any arm groks by 600 (C1 contradicted); random split:
+    every run groks at 200 (C1 supported). The Findings block names C1, and only C1."""
+    for s in range(3):
+        for arm in ("baseline", "dream", "control"):
+            synth_run(tmp_path / f"{arm}{s}.h5", arm, s, None, budget=600, regime="easy")
+            synth_run(tmp_path / f"r{arm}{s}.h5", arm, s, 200, budget=600, regime="easy", split="random")
+    rows, _ = collect([tmp_path])
+    audits = {r: report.Audit(rows, r).all() for r in report.readings(rows)}
+    assert [a[0].verdict for a in audits.values()] == ["contradicted", "supported"]
+    block = report.findings(audits[""], rows, tmp_path, audits)
+    line = block.split("one reading supports and another contradicts: ", 1)[1]
+    assert line.strip() == "C1 (`stated`: contradicted; `split=random`: supported)."

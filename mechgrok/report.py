@@ -810,6 +810,12 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
             differ.append(f"{v.id} (" + "; ".join(f"`{r}`: {x}" for r, x in by.items() if x != "no runs") + ")")
     if differ:
         lines += ["", "Verdicts that one reading supports and another contradicts: " + ", ".join(differ) + "."]
+    cal = [r for r in fin if stated_changes(_reading(r["variant"]))]
+    if cal:
+        lines += ["", "Calibration runs (they change stated settings and enter no verdict): " + "; ".join(
+            f"`{r['variant']}` {r['arm']} seed {r['seed']} "
+            + (f"grokked at {r['time_to_grok']}" if r["grokked"] else f"not grokked by {r['time_to_grok']}")
+            for r in cal) + "."]
     return "\n".join(lines)
 
 

@@ -174,6 +174,9 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     by_reading = text.split("## Does a verdict depend", 1)[1].split("\n## ", 1)[0]
     assert "| id | `stated` | `split=random` |" in by_reading and "weight_decay" not in by_reading
     assert {v.id: v for v in verdicts}["C3"].verdict == "contradicted"
+    block = report.findings(verdicts, rows, tmp_path)
+    assert block.endswith("Calibration runs (they change stated settings and enter no verdict): `hard@split=random,"
+                          "train_fraction=0.3,weight_decay=1.0` baseline seed 42 grokked at 4000.")
 
 
 def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path):

@@ -66,10 +66,15 @@ STATED_FIELDS = ("p", "train_end", "train_fraction", "lr", "weight_decay", "n_la
                  "eval_every", "grok_threshold", "dream_every", "dream_k")
 
 
+def reading_settings(reading: str) -> dict[str, str]:
+    """The settings a reading (a variant suffix such as 'split=random,lr=0.001') changes, as
+    field name -> value text, in the reading's order."""
+    return dict(item.partition("=")[::2] for item in reading.split(",") if item)
+
+
 def stated_changes(reading: str) -> list[str]:
-    """The stated fields a reading (a variant suffix such as 'split=random,lr=0.001') changes."""
-    names = [item.partition("=")[0] for item in reading.split(",") if item]
-    return [n for n in names if n in STATED_FIELDS]
+    """The stated fields a reading changes."""
+    return [n for n in reading_settings(reading) if n in STATED_FIELDS]
 
 
 @dataclass(frozen=True)

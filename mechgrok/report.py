@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, runstore, stats
-from .config import OPEN_CHOICES, REGIMES, RunConfig, make_config, stated_changes
+from .config import OPEN_CHOICES, REGIMES, RunConfig, make_config, reading_settings, stated_changes
 from .errors import MechgrokError
 from .results import collect, finished, select, write_csv
 
@@ -114,15 +114,20 @@ def sweep_command(regimes, arms, seeds="42,0-9", extra="") -> str:
             f"--out runs{(' ' + extra) if extra else ''}")
 
 
+def _reading(variant: str) -> str:
+    """The reading of a variant: its settings after '@' ('' = the paper's stated setup)."""
+    return variant.split("@", 1)[1] if "@" in variant else ""
+
+
+def _is_calibration(variant: str) -> bool:
+    """A variant that changes a stated setting: a calibration of the instrument, not a reading."""
+    return bool(stated_changes(_reading(variant)))
+
+
 def _reading_flags(variant: str) -> str:
     """Sweep flags that reproduce a variant's non-default settings (best effort for the common ones)."""
-    if "@" not in variant:
-        return ""
-    flags = []
-    for item in variant.split("@", 1)[1].split(","):
-        name, _, value = item.partition("=")
-        flags.append(f"--{name.replace('_', '-')} {value}")
-    return " ".join(flags)
+    settings = reading_settings(_reading(variant))
+    return " ".join(f"--{name.replace('_', '-')} {value}" for name, value in settings.items())
 
 
 class Audit:
@@ -535,33 +540,25 @@ class Audit:
 
 
 # ---- document ------------------------------------------------------------------------------------
-def _reading(variant: str) -> str:
-    return variant.split("@", 1)[1] if "@" in variant else ""
-
-
 def readings(rows: list[dict]) -> list[str]:
     """Regime readings of the paper present among the runs ('' = the paper's stated setup);
     variants that change a stated setting (calibrations) are left out."""
-    out = {_reading(r["variant"]) for r in rows if not stated_changes(_reading(r["variant"]))}
+    out = {_reading(r["variant"]) for r in rows if not _is_calibration(r["variant"])}
     return sorted(out, key=lambda s: (s != "", s))
 
 
 def _calibration_section(rows: list[dict]) -> str:
     """Runs that change a setting the manuscript states: they test the instrument (can this
     trainer grok at all, and where), not the paper, and enter no verdict."""
-    cal = sorted((r for r in rows if stated_changes(_reading(r["variant"]))),
+    cal = sorted((r for r in rows if _is_calibration(r["variant"])),
                  key=lambda r: (r["variant"], r["arm"], r["seed"], r["budget"]))
     if not cal:
         return ""
     body = []
     for r in cal:
-        base = make_config(r["regime"])
-        changed = ", ".join(f"{n} {getattr(base, n)} -> {_stated_value(r['variant'], n)}"
-                            for n in stated_changes(_reading(r["variant"])))
-        if r["grokked"]:
-            got = str(r["time_to_grok"])
-        else:
-            got = f"not grokked by {r['time_to_grok']}" + ("" if r["finished"] else " (still training)")
+        base, settings = make_config(r["regime"]), reading_settings(_reading(r["variant"]))
+        changed = ", ".join(f"{n} {getattr(base, n)} -> {settings[n]}" for n in stated_changes(_reading(r["variant"])))
+        got = _grok_text(r) + ("" if r["finished"] else " (still training)")
         body.append([f"`{r['variant']}`", changed, r["arm"], str(r["seed"]), got, f"{r['peak_test_acc']:.4f}",
                      f"{r['final_train_acc']:.3f}", str(r["memorised_step"])])
     return "\n".join([
@@ -574,12 +571,9 @@ def _calibration_section(rows: list[dict]) -> str:
                    "final train acc", "memorised"], body), ""])
 
 
-def _stated_value(variant: str, name: str) -> str:
-    for item in _reading(variant).split(","):
-        key, _, value = item.partition("=")
-        if key == name:
-            return value
-    return "?"
+def _grok_text(r: dict) -> str:
+    """A run's grok step, or 'not grokked by' the step it reached."""
+    return str(r["time_to_grok"]) if r["grokked"] else f"not grokked by {r['time_to_grok']}"
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -602,8 +596,7 @@ def _seed42_section(rows: list[dict]) -> str:
                                           " so far, not grokked (continue: make pilot)", "", ""])
         elif r:
             r = r[0]
-            got = f"{r['time_to_grok']}" if r["grokked"] else f"not grokked by {r['time_to_grok']}"
-            body.append([arm, str(paper), got, f"{r['peak_test_acc']:.4f}", f"{r['final_train_acc']:.3f}"])
+            body.append([arm, str(paper), _grok_text(r), f"{r['peak_test_acc']:.4f}", f"{r['final_train_acc']:.3f}"])
         else:
             body.append([arm, str(paper), "not run (python -m mechgrok.sweep --regimes hard --arms "
                                           f"{arm} --seeds 42 --out runs)", "", ""])
@@ -701,10 +694,8 @@ def _mechanistic_section(rows: list[dict]) -> str:
 def _power_section(rows: list[dict]) -> str:
     out = ["## More seeds: what the power calculation asks for", ""]
     body = []
-    for variant in sorted({r["variant"] for r in finished(rows)}):
+    for variant in sorted({r["variant"] for r in finished(rows) if not _is_calibration(r["variant"])}):
         base = select(finished(rows), variant=variant, arm="baseline")
-        if stated_changes(_reading(variant)):
-            continue
         if not base:
             continue
         budget = max(r["budget"] for r in base)
@@ -810,7 +801,7 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
             differ.append(f"{v.id} (" + "; ".join(f"`{r}`: {x}" for r, x in by.items() if x != "no runs") + ")")
     if differ:
         lines += ["", "Verdicts that one reading supports and another contradicts: " + ", ".join(differ) + "."]
-    cal = [r for r in fin if stated_changes(_reading(r["variant"]))]
+    cal = [r for r in fin if _is_calibration(r["variant"])]
     if cal:
         lines += ["", "Calibration runs (they change stated settings and enter no verdict): " + "; ".join(
             f"`{r['variant']}` {r['arm']} seed {r['seed']} "

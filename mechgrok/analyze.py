@@ -34,6 +34,11 @@ from . import runstore
 from .errors import MechgrokError, RunFileError
 
 ANALYSES = ("fourier", "norms", "landscape", "probes")
+
+
+class SlimRunError(RunFileError):
+    """A slim run file (mechgrok.transport): analysing it again would replace results computed on
+    every checkpoint by results on the few it kept."""
 PROG = "python -m mechgrok.analyze"
 
 
@@ -51,6 +56,9 @@ class RunView:
             raise RunFileError(f"{self.path}: is being trained now; analyse it when it has finished")
         self.cfg = runstore.read_config(self.path)
         self.attrs = runstore.read_attrs(self.path)
+        if "slim" in self.attrs:
+            raise SlimRunError(f"{self.path}: a slim copy without its checkpoints (mechgrok.transport); its stored "
+                               "analyses were computed on every checkpoint and are kept, not recomputed")
         self.partial = self.attrs.get("status") == "running"
         with runstore._open(self.path, "r") as f:
             self.train_idx = f["split/train_idx"][...]
@@ -437,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
             s = analyse(args.analysis, path, progress=progress, **options.get(args.analysis, {}))
             results.append((path, runstore.read_analysis(path, args.analysis)[0]))
             print(_summary_line(args.analysis, path, s), flush=True)
+        except SlimRunError as exc:  # not an error: the run was analysed before it was packed
+            print(f"{PROG}: skipped: {exc}", file=sys.stderr)
         except MechgrokError as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             bad += 1

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 import os
 import re
@@ -47,7 +48,7 @@ import numpy as np
 from . import __version__, runstore, stats
 from .config import OPEN_CHOICES, REGIMES, RunConfig, make_config, reading_settings, stated_changes
 from .errors import MechgrokError
-from .results import collect, finished, select, write_csv
+from .results import collect, compute_text, finished, process_seconds, select, write_csv
 
 ALPHA = 0.05
 MIN_SEEDS = 3
@@ -165,7 +166,8 @@ class Audit:
         tol, k, m, p = self.claimed_time(rows, claimed)
         verdict = "contradicted" if m >= MIN_SEEDS and p < ALPHA else (
             "supported" if m >= MIN_SEEDS and k == m else f"inconclusive at n = {m}")
-        return Verdict(cid, f"{arm} groks at ~{claimed}", self._seeds(rows), m, f"{arm}: {k}/{m} grokked by {tol}",
+        effect = f"{arm}: {k}/{m} grokked by {tol}" if m else f"{arm}: no run grokked or reached {tol}"
+        return Verdict(cid, f"{arm} groks at ~{claimed}", self._seeds(rows), m, effect,
                        "n/a", p, verdict, [f"runs known at {tol}: {m} of {len(rows)}"])
 
     def faster(self, cid: str, test: str, ref: list[dict], new: list[dict], claimed_factor: float | None = None,
@@ -691,9 +693,25 @@ def _mechanistic_section(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+GPU_BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench_batch_cuda.json"
+
+
+def _gpu_rate(path: Path = GPU_BENCHMARK) -> tuple[float, str] | None:
+    """Run-steps per second of the fastest batched trainer row in the GPU benchmark
+    (benchmarks/bench_batch.py --device cuda), and what it was measured on; None if absent."""
+    try:
+        bench = json.loads(Path(path).read_text())
+        best = max(bench["rows"], key=lambda r: r["run_steps_per_s"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return best["run_steps_per_s"], (f"{best['runs']} runs per batch ({best['mode']}) on {bench['device_name']}, "
+                                     f"{bench['arm']} arm, hard regime")
+
+
 def _power_section(rows: list[dict]) -> str:
     out = ["## More seeds: what the power calculation asks for", ""]
     body = []
+    gpu = _gpu_rate()
     for variant in sorted({r["variant"] for r in finished(rows) if not _is_calibration(r["variant"])}):
         base = select(finished(rows), variant=variant, arm="baseline")
         if not base:
@@ -701,16 +719,28 @@ def _power_section(rows: list[dict]) -> str:
         budget = max(r["budget"] for r in base)
         target = PAPER["hard_speedup"][0] if variant.startswith("hard") else 1.5
         res = stats.seeds_needed([r["time_to_grok"] for r in base], [r["grokked"] for r in base], budget, target)
-        wall = np.mean([r["wall_time_s"] for r in finished(rows) if r["variant"] == variant])
-        cost = "" if res["n"] is None else \
-            f"{res['n']} seeds x 3 arms x {wall / 3600:.2f} h / 2 workers = {res['n'] * 3 * wall / 7200:.1f} h on this CPU"
+        # censored runs: their time_to_grok is their last step
+        cpu = [r for r in finished(rows) if r["variant"] == variant and r["device"] == "cpu" and not r["grokked"]]
+        cost = []
+        if res["n"] is not None and cpu:
+            # seconds per step of this reading on the CPU, from its runs, times the full budget
+            per_step = np.mean([process_seconds(r) / max(1, r["time_to_grok"]) for r in cpu])
+            cost.append(f"{res['n']} seeds x 3 arms x {budget} steps x {per_step * 1e3:.0f} ms / 2 workers = "
+                        f"{res['n'] * 3 * budget * per_step / 7200:.1f} h on this CPU")
+        if res["n"] is not None and gpu:
+            cost.append(f"{res['n'] * 3 * budget / gpu[0] / 3600:.2f} h on the GPU")
         body.append([variant, f"{target}x", str(len(base)), "-" if res["n"] is None else str(res["n"]),
-                     res["reason"], cost or "-"])
+                     res["reason"], "; ".join(cost) or "-"])
     if not body:
         return "\n".join(out + ["No finished baseline runs yet."]) + "\n"
     out.append("Seeds per arm for the log-rank test to detect the claimed speed-up with 80% power, simulated from "
-               "the baseline runs (stats.seeds_needed). GPU cost: not measured (no GPU was lent to this project's "
-               "sessions so far).")
+               "the baseline runs (stats.seeds_needed). CPU cost: the reading's measured seconds per step on this "
+               "machine (2 cores, one run per core), whole budgets. " +
+               (f"GPU cost: whole budgets at {gpu[0]:.0f} run-steps/s, the batched trainer's rate measured by "
+                f"`python benchmarks/bench_batch.py --device cuda --runs 1 32 --steps 400` ({gpu[1]}; "
+                "benchmarks/results/bench_batch_cuda.json); medium and easy steps are larger than hard ones, so "
+                "their GPU cost is a lower bound." if gpu else "GPU cost: not measured (no GPU benchmark in "
+                "benchmarks/results/)."))
     out.append("")
     return "\n".join(out) + "\n" + _md_table(["reading", "speed-up to detect", "pilot runs", "seeds per arm", "why",
                                        "cost"], body) + "\n"
@@ -735,7 +765,7 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
              f"Generated by `python -m mechgrok.report` (mechgrok {__version__}, commit {_git_commit()}) on "
              f"{datetime.now(timezone.utc).date()} from {len(rows)} run files ({len(fin)} finished, "
              f"{len(rows) - len(fin)} still training and left out){'; unreadable: ' + str(len(problems)) if problems else ''}. "
-             f"Compute in the finished runs: {sum(r['wall_time_s'] for r in fin) / 3600:.1f} CPU-process hours.", "",
+             f"Compute in the finished runs: {compute_text(fin)}.", "",
              "Verdicts are computed by the rules in the module docstring of mechgrok/report.py: log-rank test and "
              "bootstrap interval of the Kaplan-Meier median speed-up for speed claims, a sign test for claimed grok "
              "times, equivalence within [2/3, 3/2] for claims of no effect, alpha = 0.05, and no verdict below "
@@ -786,8 +816,7 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
     from importlib import metadata
 
     lines = [f"Generated from {len(fin)} finished runs (`{out}/runs.csv`; "
-             f"{sum(r['wall_time_s'] for r in fin) / 3600:.1f} CPU-process hours of training, device "
-             f"{', '.join(sorted({r['device'] for r in fin})) or 'none'}) by `python -m mechgrok.report runs/ --out "
+             f"training: {compute_text(fin)}) by `python -m mechgrok.report runs/ --out "
              f"{out} --figures-dir figures --readme README.md` (mechgrok {__version__}, torch "
              f"{metadata.version('torch')}, transformer-lens {metadata.version('transformer-lens')}). "
              f"Full audit: [{out}/REPORT.md]({out}/REPORT.md).", ""]

@@ -29,7 +29,25 @@ from .errors import MechgrokError, RunFileError
 COLUMNS = ("variant", "regime", "split", "batch_size", "arm", "seed", "status", "finished", "grokked",
            "time_to_grok", "budget", "peak_test_acc", "final_test_acc", "final_train_acc", "memorised_step",
            "events", "extra_updates", "regular_passes", "extra_passes", "surprise_ratio", "selected_surprise",
-           "device", "config_hash", "wall_time_s", "path")
+           "device", "batch_runs", "config_hash", "wall_time_s", "path")
+
+
+def process_seconds(row: dict) -> float:
+    """The run's share of its training process's wall time: ``wall_time_s``, divided by
+    ``batch_runs`` for a run trained in a batch (whose ``wall_time_s`` is the whole batch's)."""
+    return row["wall_time_s"] / max(1, int(row.get("batch_runs", 1) or 1))
+
+
+def compute_text(rows: list[dict]) -> str:
+    """Training compute of ``rows`` per device, e.g. '13.6 process-hours on cpu, 0.4 on cuda'."""
+    by: dict[str, float] = {}
+    for r in rows:
+        by[r["device"] or "unknown"] = by.get(r["device"] or "unknown", 0.0) + process_seconds(r)
+    if not by:
+        return "no training compute"
+    parts = [f"{s / 3600:.1f} process-hours on {d}" for d, s in sorted(by.items())]
+    return ", ".join(parts) + (" (a batched run is charged 1/R of its batch)" if any(
+        int(r.get("batch_runs", 1) or 1) > 1 for r in rows) else "")
 
 
 def find_run_files(paths) -> list[Path]:
@@ -77,7 +95,7 @@ def summarise(path: str | os.PathLike) -> dict:
         "extra_updates": int(events["extra_steps"].sum()) if len(events["step"]) else 0,
         "regular_passes": int(attrs.get("passes_fwd_regular", 0)), "extra_passes": int(attrs.get("passes_fwd_extra", 0)),
         "surprise_ratio": ratio, "selected_surprise": float(np.mean(sel)) if replayed.any() else math.nan,
-        "device": str(attrs.get("device", "")), "config_hash": str(attrs.get("config_hash", cfg.config_hash())),
+        "device": str(attrs.get("device", "")), "batch_runs": int(attrs.get("batch_runs", 1)), "config_hash": str(attrs.get("config_hash", cfg.config_hash())),
         "wall_time_s": float(attrs.get("wall_time_s", math.nan)), "path": str(path),
     }
 
@@ -123,7 +141,7 @@ def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
 
 def read_csv(path: str | os.PathLike) -> list[dict]:
     ints = ("seed", "time_to_grok", "budget", "memorised_step", "events", "extra_updates", "regular_passes",
-            "extra_passes")
+            "extra_passes", "batch_runs")
     floats = ("peak_test_acc", "final_test_acc", "final_train_acc", "surprise_ratio", "selected_surprise",
               "wall_time_s")
     rows = []

@@ -82,7 +82,8 @@ def logrank(times_a, grokked_a, times_b, grokked_b) -> tuple[float, float]:
 
     Assumes independent censoring and is most powerful under proportional
     hazards. Returns (chi-square statistic, two-sided p); (nan, nan) if no run
-    of either arm grokked, where the test has nothing to compare.
+    of either arm grokked, where the test has nothing to compare, and where the
+    statistic's variance is 0 (every run of both arms grokked at the same step).
     """
     from scipy.stats import CensoredData, logrank as _logrank
 
@@ -94,7 +95,8 @@ def logrank(times_a, grokked_a, times_b, grokked_b) -> tuple[float, float]:
         t = np.asarray(t, float)
         return CensoredData(uncensored=t[g], right=t[~g])
 
-    res = _logrank(data(times_a, ga), data(times_b, gb))
+    with np.errstate(invalid="ignore", divide="ignore"):  # zero variance: nan, as documented
+        res = _logrank(data(times_a, ga), data(times_b, gb))
     return float(res.statistic) ** 2, float(res.pvalue)
 
 

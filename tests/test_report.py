@@ -1,5 +1,6 @@
 """The claims audit and the figures on synthetic run files whose answer is known."""
 
+import json
 import math
 import os
 import subprocess
@@ -192,3 +193,21 @@ def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path)
     block = report.findings(audits[""], rows, tmp_path, audits)
     line = block.split("one reading supports and another contradicts: ", 1)[1]
     assert line.strip() == "C1 (`stated`: contradicted; `split=random`: supported)."
+
+
+def test_compute_is_counted_per_device_and_a_batched_run_pays_its_share(tmp_path):
+    from mechgrok.results import compute_text
+
+    rows = [{"device": "cpu", "wall_time_s": 3600.0, "batch_runs": 1},
+            {"device": "cpu", "wall_time_s": 1800.0, "batch_runs": 1}] + \
+        [{"device": "cuda", "wall_time_s": 720.0, "batch_runs": 10}] * 10
+    assert compute_text(rows) == ("1.5 process-hours on cpu, 0.2 process-hours on cuda "
+                                  "(a batched run is charged 1/R of its batch)")
+    assert compute_text(rows[:2]) == "1.5 process-hours on cpu"
+    # the GPU rate behind the power section's GPU cost comes from the benchmark file, or is absent
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"device_name": "GPU X", "arm": "dream", "rows": [
+        {"runs": 1, "mode": "single", "run_steps_per_s": 100.0}, {"runs": 32, "mode": "vmap", "run_steps_per_s": 800.0}]}))
+    rate, what = report._gpu_rate(bench)
+    assert rate == 800.0 and "32 runs per batch (vmap) on GPU X" in what
+    assert report._gpu_rate(tmp_path / "missing.json") is None

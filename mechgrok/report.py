@@ -409,12 +409,17 @@ class Audit:
                        ",".join(map(str, seeds)), n, f"mean difference {_f(m)}", _ci(lo, hi), math.nan, verdict, notes)
 
     def _log_speedups(self, regime: str) -> list[float]:
+        """Per seed, log(baseline / dream time-to-grok), both cut at the pair's common horizon:
+        the earlier censoring step of the two (a censored run is known only up to it), so a pair
+        trained to different budgets compares the same stretch of training."""
         base = {r["seed"]: r for r in self.arm(regime, "baseline")}
         out = []
         for r in self.arm(regime, "dream"):
             b = base.get(r["seed"])
             if b is not None:
-                out.append(math.log(b["time_to_grok"] / max(r["time_to_grok"], 1)))
+                horizon = min([x["time_to_grok"] for x in (b, r) if not x["grokked"]] or [math.inf])
+                tb, td = min(b["time_to_grok"], horizon), min(r["time_to_grok"], horizon)
+                out.append(math.log(tb / max(td, 1)))
         return out
 
     def c7(self) -> Verdict:

@@ -211,3 +211,16 @@ def test_compute_is_counted_per_device_and_a_batched_run_pays_its_share(tmp_path
     rate, what = report._gpu_rate(bench)
     assert rate == 800.0 and "32 runs per batch (vmap) on GPU X" in what
     assert report._gpu_rate(tmp_path / "missing.json") is None
+
+
+def test_c7_pairs_runs_of_different_budgets_at_their_common_horizon():
+    def row(arm, seed, t, grokked, budget):
+        return {"variant": "hard", "arm": arm, "seed": seed, "time_to_grok": t, "grokked": grokked,
+                "budget": budget, "finished": True}
+
+    rows = [row("baseline", 42, 30_000, False, 30_000), row("dream", 42, 3000, False, 3000),  # both censored
+            row("baseline", 0, 2400, True, 30_000), row("dream", 0, 3000, False, 3000),  # baseline faster
+            row("baseline", 1, 30_000, False, 30_000), row("dream", 1, 1200, True, 3000)]  # dream faster
+    speedups = sorted(math.exp(x) for x in report.Audit(rows)._log_speedups("hard"))
+    # not 30000/3000 = 10 for seed 42: neither run is known past 3000, so they tie there
+    assert speedups == pytest.approx([2400 / 3000, 1.0, 30_000 / 1200])  # censored: enters at its budget

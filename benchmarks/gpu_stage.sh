@@ -12,6 +12,11 @@
 # Every sweep is resumable and skips finished runs; seeds 0-9 are those the CPU sweeps do not
 # train at the full budget (seed 42 of the stated readings, and medium random-split seeds
 # 42, 0, 1, are trained on the CPU), so the two sets of run files never share a path.
+# Measured on an H100 (2026-11-24): the three streams below share the GPU at about 670
+# run-steps/s in all and reach step ~5000 of 30000 in 9 minutes, so `start` needs about 50
+# minutes of one machine, more than a 30-minute device session holds one (and processes die
+# with the machine). One process with R = 32 does 859 run-steps/s: a 30k-step batch of one arm
+# takes about 19 minutes. What ran instead is in the README ("Replication").
 set -u
 cmd=$1
 PY=${PY:-python3}

@@ -61,30 +61,34 @@ def slim_copy(src: str | os.PathLike, dest: str | os.PathLike, keep: tuple[str, 
     if dest.exists():
         raise MechgrokError(f"{dest}: exists; not overwritten")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    kept, dropped = [], []
+    kept, dropped, kept_before = [], [], set()
     tmp = dest.with_name(dest.name + ".tmp")
-    with h5py.File(src, "r") as f, h5py.File(tmp, "w") as g:
-        for key, value in f.attrs.items():
-            g.attrs[key] = value
-        for name in f:
-            if name not in ("checkpoints", "resume"):
-                f.copy(f[name], g, name=name)
-        ckpts = g.create_group("checkpoints")
-        for name, group in f["checkpoints"].items():
-            reasons = json.loads(group.attrs.get("reasons", "[]"))
-            if group.attrs.get("complete", False) and set(reasons) & set(keep):
-                f.copy(group, ckpts, name=name)
-                kept.append(name)
-            else:
-                dropped.append(name)
-        if "events" in g and "checkpointed" in g["events"] and len(g["events/step"]):
-            steps = g["events/step"][...]
-            has = {int(n[:7]) for n in kept if n.endswith("_before")}
-            g["events/checkpointed"][...] = np.array([s in has for s in steps], dtype=np.int8) \
-                & g["events/checkpointed"][...].astype(bool)
-        record = {"source": str(src), "kept_reasons": list(keep), "checkpoints_kept": kept,
-                  "checkpoints_dropped": len(dropped), "resume_dropped": "resume" in f}
-        g.attrs["slim"] = json.dumps(record)
+    try:
+        with h5py.File(src, "r") as f, h5py.File(tmp, "w") as g:
+            for key, value in f.attrs.items():
+                g.attrs[key] = value
+            for name in f:
+                if name not in ("checkpoints", "resume"):
+                    f.copy(f[name], g, name=name)
+            ckpts = g.create_group("checkpoints")
+            for name, group in f["checkpoints"].items():
+                reasons = json.loads(group.attrs.get("reasons", "[]"))
+                if group.attrs.get("complete", False) and set(reasons) & set(keep):
+                    f.copy(group, ckpts, name=name)
+                    kept.append(name)
+                    if group.attrs["phase"] == "before":
+                        kept_before.add(int(group.attrs["step"]))
+                else:
+                    dropped.append(name)
+            if "events" in g and "checkpointed" in g["events"]:
+                col = g["events/checkpointed"]
+                col[...] = (col[...].astype(bool) & np.isin(g["events/step"][...], list(kept_before))).astype(np.int8)
+            record = {"source": str(src), "kept_reasons": list(keep), "checkpoints_kept": kept,
+                      "checkpoints_dropped": len(dropped), "resume_dropped": "resume" in f}
+            g.attrs["slim"] = json.dumps(record)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(dest)
     return record
 

@@ -66,6 +66,11 @@ def test_slim_copy_keeps_what_the_audit_reads_and_drops_the_rest(run_tree, tmp_p
     with pytest.raises(analyze.SlimRunError):
         analyze.analyse("norms", dest)
     assert runstore.read_analysis(dest, "norms")[1]["checkpoints_analysed"] > 1
+    # keeping the event checkpoints keeps the events' flags as they were
+    transport.slim_copy(src, tmp_path / "events.h5", keep=("event",))
+    with h5py.File(src, "r") as f, h5py.File(tmp_path / "events.h5", "r") as g:
+        np.testing.assert_array_equal(f["events/checkpointed"][...], g["events/checkpointed"][...])
+        assert all("event" in json.loads(c.attrs["reasons"]) for c in g["checkpoints"].values())
     with pytest.raises(RunFileError, match="unfinished"):
         transport.slim_copy(run_tree / "hard" / "control" / "seed0.h5", tmp_path / "x.h5")
     with pytest.raises(MechgrokError, match="exists"):

@@ -788,6 +788,12 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
         head = ["id"] + [f"`{r or 'stated'}`" for r in audits]
         body = [[v.id] + [audits[r][i].verdict for r in audits] for i, v in enumerate(verdicts)]
         lines += [_md_table(head, body), ""]
+        for r, audit in audits.items():
+            if r == main_reading:
+                continue
+            lines += [f"### Details under `{r or 'stated'}`", ""]
+            lines += [f"- **{v.id}** ({v.verdict}; {v.effect}): " + " ".join(v.notes)
+                      for v in audit if v.verdict != "no runs"] + [""]
     lines += [_seed42_section(rows), "", "## Time-to-grok by arm", "", "```",
               stats.format_table(stats.table(rows)) if fin else "no finished runs", "```", "",
               _mechanistic_section(rows), _power_section(rows), _calibration_section(rows), STATISTICS_TEXT,

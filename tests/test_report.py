@@ -174,6 +174,8 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     assert "weight_decay 0.15 -> 1.0" in cal and "train_fraction None -> 0.3" in cal and "| 4000 |" in cal
     by_reading = text.split("## Does a verdict depend", 1)[1].split("\n## ", 1)[0]
     assert "| id | `stated` | `split=random` |" in by_reading and "weight_decay" not in by_reading
+    details = by_reading.split("### Details under `split=random`", 1)[1]
+    assert "- **C12** (" in details and "- **C3**" not in details  # claims with no runs there are left out
     assert {v.id: v for v in verdicts}["C3"].verdict == "contradicted"
     block = report.findings(verdicts, rows, tmp_path)
     assert block.endswith("Calibration runs (they change stated settings and enter no verdict): `hard@split=random,"

@@ -34,12 +34,12 @@ from . import runstore
 from .errors import MechgrokError, RunFileError
 
 ANALYSES = ("fourier", "norms", "landscape", "probes")
+PROG = "python -m mechgrok.analyze"
 
 
 class SlimRunError(RunFileError):
     """A slim run file (mechgrok.transport): analysing it again would replace results computed on
     every checkpoint by results on the few it kept."""
-PROG = "python -m mechgrok.analyze"
 
 
 class RunView:

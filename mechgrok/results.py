@@ -39,7 +39,8 @@ def process_seconds(row: dict) -> float:
 
 
 def compute_text(rows: list[dict]) -> str:
-    """Training compute of ``rows`` per device, e.g. '13.6 process-hours on cpu, 0.4 on cuda'."""
+    """Training compute of ``rows`` per device, e.g. '13.6 process-hours on cpu, 0.4 process-hours on
+    cuda (a batched run is charged 1/R of its batch)'."""
     by: dict[str, float] = {}
     for r in rows:
         by[r["device"] or "unknown"] = by.get(r["device"] or "unknown", 0.0) + process_seconds(r)
@@ -95,7 +96,8 @@ def summarise(path: str | os.PathLike) -> dict:
         "extra_updates": int(events["extra_steps"].sum()) if len(events["step"]) else 0,
         "regular_passes": int(attrs.get("passes_fwd_regular", 0)), "extra_passes": int(attrs.get("passes_fwd_extra", 0)),
         "surprise_ratio": ratio, "selected_surprise": float(np.mean(sel)) if replayed.any() else math.nan,
-        "device": str(attrs.get("device", "")), "batch_runs": int(attrs.get("batch_runs", 1)), "config_hash": str(attrs.get("config_hash", cfg.config_hash())),
+        "device": str(attrs.get("device", "")), "batch_runs": int(attrs.get("batch_runs", 1)),
+        "config_hash": str(attrs.get("config_hash", cfg.config_hash())),
         "wall_time_s": float(attrs.get("wall_time_s", math.nan)), "path": str(path),
     }
 
@@ -147,6 +149,7 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
     rows = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
+            r.setdefault("batch_runs", "1")  # tables written before the column existed
             for k in ints:
                 r[k] = int(r[k])
             for k in floats:

@@ -218,6 +218,13 @@ class Audit:
             verdict = f"inconclusive at n = {n}"
         notes = [f"equivalence margin {EQUIVALENCE[0]:.2f}-{EQUIVALENCE[1]:.2f}; grokked {c['grokked_ref']}/{len(ref)} "
                  f"vs {c['grokked_new']}/{len(new)}"]
+        # descriptive only (the rule above compares the arms unpaired): seeds whose two runs agree
+        by_seed = {(r["seed"], r["budget"]): (r["time_to_grok"], r["grokked"]) for r in ref}
+        pairs = [by_seed[k] == (r["time_to_grok"], r["grokked"]) for r in new
+                 if (k := (r["seed"], r["budget"])) in by_seed]
+        if pairs:
+            notes.append(f"same outcome (time-to-grok, or censoring step) in {sum(pairs)} of {len(pairs)} seeds "
+                         "run with the same budget in both arms")
         return Verdict(cid, test, self._seeds(new), n, f"speed-up {_f(ratio)}", _ci(lo, hi), p, verdict, notes)
 
     @staticmethod

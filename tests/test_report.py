@@ -192,6 +192,7 @@ def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path)
     rows, _ = collect([tmp_path])
     audits = {r: report.Audit(rows, r).all() for r in report.readings(rows)}
     assert [a[0].verdict for a in audits.values()] == ["contradicted", "supported"]
+    assert "same outcome (time-to-grok, or censoring step) in 3 of 3 seeds" in " ".join(audits[""][0].notes)
     block = report.findings(audits[""], rows, tmp_path, audits)
     line = block.split("one reading supports and another contradicts: ", 1)[1]
     assert line.strip() == "C1 (`stated`: contradicted; `split=random`: supported)."

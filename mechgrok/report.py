@@ -723,16 +723,16 @@ def _gpu_rate(path: Path = GPU_BENCHMARK) -> tuple[float, str] | None:
 def _power_section(rows: list[dict]) -> str:
     out = ["## More seeds: what the power calculation asks for", ""]
     body = []
-    gpu = _gpu_rate()
-    for variant in sorted({r["variant"] for r in finished(rows) if not _is_calibration(r["variant"])}):
-        base = select(finished(rows), variant=variant, arm="baseline")
+    gpu, fin = _gpu_rate(), finished(rows)
+    for variant in sorted({r["variant"] for r in fin if not _is_calibration(r["variant"])}):
+        base = select(fin, variant=variant, arm="baseline")
         if not base:
             continue
         budget = max(r["budget"] for r in base)
         target = PAPER["hard_speedup"][0] if variant.startswith("hard") else 1.5
         res = stats.seeds_needed([r["time_to_grok"] for r in base], [r["grokked"] for r in base], budget, target)
         # censored runs: their time_to_grok is their last step
-        cpu = [r for r in finished(rows) if r["variant"] == variant and r["device"] == "cpu" and not r["grokked"]]
+        cpu = [r for r in fin if r["variant"] == variant and r["device"] == "cpu" and not r["grokked"]]
         cost = []
         if res["n"] is not None and cpu:
             # seconds per step of this reading on the CPU, from its runs, times the full budget
@@ -851,8 +851,7 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
     cal = [r for r in fin if _is_calibration(r["variant"])]
     if cal:
         lines += ["", "Calibration runs (they change stated settings and enter no verdict): " + "; ".join(
-            f"`{r['variant']}` {r['arm']} seed {r['seed']} "
-            + (f"grokked at {r['time_to_grok']}" if r["grokked"] else f"not grokked by {r['time_to_grok']}")
+            f"`{r['variant']}` {r['arm']} seed {r['seed']} " + ("grokked at " if r["grokked"] else "") + _grok_text(r)
             for r in cal) + "."]
     return "\n".join(lines)
 

@@ -32,10 +32,14 @@ COLUMNS = ("variant", "regime", "split", "batch_size", "arm", "seed", "status", 
            "device", "batch_runs", "config_hash", "wall_time_s", "path")
 
 
+def _batch_runs(row: dict) -> int:
+    return max(1, int(row.get("batch_runs", 1) or 1))
+
+
 def process_seconds(row: dict) -> float:
     """The run's share of its training process's wall time: ``wall_time_s``, divided by
     ``batch_runs`` for a run trained in a batch (whose ``wall_time_s`` is the whole batch's)."""
-    return row["wall_time_s"] / max(1, int(row.get("batch_runs", 1) or 1))
+    return row["wall_time_s"] / _batch_runs(row)
 
 
 def compute_text(rows: list[dict]) -> str:
@@ -43,12 +47,13 @@ def compute_text(rows: list[dict]) -> str:
     cuda (a batched run is charged 1/R of its batch)'."""
     by: dict[str, float] = {}
     for r in rows:
-        by[r["device"] or "unknown"] = by.get(r["device"] or "unknown", 0.0) + process_seconds(r)
+        device = r["device"] or "unknown"
+        by[device] = by.get(device, 0.0) + process_seconds(r)
     if not by:
         return "no training compute"
     parts = [f"{s / 3600:.1f} process-hours on {d}" for d, s in sorted(by.items())]
-    return ", ".join(parts) + (" (a batched run is charged 1/R of its batch)" if any(
-        int(r.get("batch_runs", 1) or 1) > 1 for r in rows) else "")
+    batched = any(_batch_runs(r) > 1 for r in rows)
+    return ", ".join(parts) + (" (a batched run is charged 1/R of its batch)" if batched else "")
 
 
 def find_run_files(paths) -> list[Path]:

@@ -46,6 +46,8 @@ from .results import find_run_files
 
 PROG = "python -m mechgrok.transport"
 REASONS = ("init", "event", "periodic", "memorised", "grok", "final")
+TAR_MEMBER_OVERHEAD = 1024  # a member's header and padding, bytes (at most)
+TAR_END = 10240  # the end-of-archive blocks and record padding, bytes
 
 
 def slim_copy(src: str | os.PathLike, dest: str | os.PathLike, keep: tuple[str, ...] = ("init", "final")) -> dict:
@@ -127,7 +129,7 @@ def pack(roots: list[str | os.PathLike], out: str | os.PathLike, *, max_mb: floa
                     manifest["left_out"].append(str(exc))
                     continue
                 size = (Path(tmp) / rel).stat().st_size
-                if size + 10240 > limit:
+                if size + TAR_END > limit:
                     raise MechgrokError(f"{path}: slim copy is {size / 2**20:.1f} MiB, over --max-mb {max_mb}; "
                                         "keep fewer checkpoints")
                 members.append((rel, size))
@@ -138,17 +140,17 @@ def pack(roots: list[str | os.PathLike], out: str | os.PathLike, *, max_mb: floa
             name = out / f"{prefix}-{len(written):03d}.tar.gz"
             with tarfile.open(name, "w:gz") as tar:
                 for rel, _ in chunk:
-                    tar.add(Path(tmp) / rel, arcname=PurePosixPath(*rel.parts).as_posix())
+                    tar.add(Path(tmp) / rel, arcname=rel.as_posix())
             written.append(name)
 
         for rel, size in members:
-            need = size + 1024  # tar header and padding
-            if chunk and used + need + 10240 > limit:
+            need = size + TAR_MEMBER_OVERHEAD
+            if chunk and used + need + TAR_END > limit:
                 flush()
                 chunk, used = [], 0
             chunk.append((rel, size))
             used += need
-            manifest["runs"].append({"path": PurePosixPath(*rel.parts).as_posix(), "tar": len(written),
+            manifest["runs"].append({"path": rel.as_posix(), "tar": len(written),
                                      "sha256": _sha256(Path(tmp) / rel), "bytes": size})
         if chunk:
             flush()

@@ -69,7 +69,8 @@ random-split: $(STAMP)
 
 # Calibration, not a reading of the paper (it changes stated settings, so it enters no verdict):
 # does this trainer grok at settings where grokking is well documented (random 30% split,
-# lr 1e-3, weight decay 1.0)? The report lists it on its own.
+# lr 1e-3, weight decay 1.0), and does dreaming change when, where there is grokking to change?
+# The report lists these runs on their own, with each seed's dream/baseline pair described.
+CAL := --regimes hard --steps 20000 --split random --train-fraction 0.3 --lr 1e-3 --weight-decay 1.0
 calibrate: $(STAMP)
-	$(SWEEP) --regimes hard --arms baseline --seeds 42 --steps 20000 --split random --train-fraction 0.3 \
-	  --lr 1e-3 --weight-decay 1.0
+	$(SWEEP) $(CAL) --arms baseline dream --seeds 42,0,1

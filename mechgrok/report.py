@@ -420,14 +420,7 @@ class Audit:
         the earlier censoring step of the two (a censored run is known only up to it), so a pair
         trained to different budgets compares the same stretch of training."""
         base = {r["seed"]: r for r in self.arm(regime, "baseline")}
-        out = []
-        for r in self.arm(regime, "dream"):
-            b = base.get(r["seed"])
-            if b is not None:
-                horizon = min([x["time_to_grok"] for x in (b, r) if not x["grokked"]] or [math.inf])
-                tb, td = min(b["time_to_grok"], horizon), min(r["time_to_grok"], horizon)
-                out.append(math.log(tb / max(td, 1)))
-        return out
+        return [math.log(_paired_speedup(base[r["seed"]], r)) for r in self.arm(regime, "dream") if r["seed"] in base]
 
     def c7(self) -> Verdict:
         groups = {reg: self._log_speedups(reg) for reg in REGIMES}
@@ -453,8 +446,15 @@ class Audit:
     def c8(self) -> Verdict:
         base, early, plateau = (self.arm("hard", a) for a in ("baseline", "dream-early", "dream-plateau"))
         if not base or not early or not plateau:
-            return self.missing("C8", {"hard": ["baseline", "dream-early", "dream-plateau"]},
-                                "log-rank dream-early and dream-plateau vs baseline")
+            v = self.missing("C8", {"hard": ["baseline", "dream-early", "dream-plateau"]},
+                             "log-rank dream-early and dream-plateau vs baseline")
+            hard = select(self.rows, variant=self.variant("hard"))
+            if hard and not any(r["grokked"] for r in hard):
+                # issue 7, stage 4: the timing ablation is run under a reading where grokking happens
+                v.notes.append(f"not run: no run of any arm in this reading grokked (0/{len(hard)}, longest "
+                               f"{max(r['time_to_grok'] for r in hard)} steps), so neither timing can be told "
+                               "apart from the baseline by its time to grok")
+            return v
         harm = self.faster("C8", "baseline vs dream-early (early dreaming harmful: baseline faster)", early, base)
         helps = self.faster("C8", "dream-plateau vs baseline (plateau dreaming helps)", base, plateau)
         return self.combine("C8", [harm, helps], "log-rank and KM speed-ups of the timing arms")
@@ -582,7 +582,40 @@ def _calibration_section(rows: list[dict]) -> str:
         "well documented. Memorised = first evaluation with train accuracy >= "
         f"{make_config('hard').memorised_threshold} (-1 = never).", "",
         _md_table(["variant", "stated settings changed", "arm", "seed", "grok step", "peak test acc",
-                   "final train acc", "memorised"], body), ""])
+                   "final train acc", "memorised"], body), "", *_calibration_notes(finished(cal)), ""])
+
+
+def _paired_speedup(ref: dict, new: dict) -> float:
+    """ref / new time-to-grok of two runs of one seed, both cut at the pair's common horizon: the
+    earlier censoring step of the two (a censored run is known only up to it), so a pair trained
+    to different budgets compares the same stretch of training (1.0 = no difference seen)."""
+    horizon = min([x["time_to_grok"] for x in (ref, new) if not x["grokked"]] or [math.inf])
+    return min(ref["time_to_grok"], horizon) / max(min(new["time_to_grok"], horizon), 1)
+
+
+def _calibration_notes(cal: list[dict]) -> list[str]:
+    """Descriptive lines per calibration variant: each arm against the baseline of the same seeds,
+    and whether the dream-early arm could replay anything there (no test: they enter no verdict)."""
+    lines = []
+    for variant in sorted({r["variant"] for r in cal}):
+        runs = select(cal, variant=variant)
+        base = {r["seed"]: r for r in runs if r["arm"] == "baseline"}
+        for arm in sorted({r["arm"] for r in runs} - {"baseline"}):
+            pairs = [(base[r["seed"]], r) for r in runs if r["arm"] == arm and r["seed"] in base]
+            if pairs:
+                each = "; ".join(f"seed {r['seed']}: {_grok_text(r)} vs {_grok_text(b)} "
+                                 f"({_paired_speedup(b, r):.2f}x)" for b, r in pairs)
+                lines.append(f"- `{variant}`: {arm} vs baseline, same seeds (baseline / {arm} time to grok at the "
+                             f"pair's common horizon): {each}.")
+        memorised = sorted({r["memorised_step"] for r in runs if r["memorised_step"] >= 0})
+        cfg = make_config(runs[0]["regime"])
+        first_event = int(reading_settings(_reading(variant)).get("dream_every", cfg.dream_every))
+        if memorised and memorised[-1] < first_event:
+            lines.append(f"- `{variant}`: train accuracy reaches {cfg.memorised_threshold} at step "
+                         f"{', '.join(map(str, memorised))}, before the first replay event (step {first_event}): "
+                         "dream-early (replay only before that) would replay nothing, so the timing ablation of C8 "
+                         "cannot be run at these settings.")
+    return lines
 
 
 def _grok_text(r: dict) -> str:
@@ -731,12 +764,11 @@ def _power_section(rows: list[dict]) -> str:
         budget = max(r["budget"] for r in base)
         target = PAPER["hard_speedup"][0] if variant.startswith("hard") else 1.5
         res = stats.seeds_needed([r["time_to_grok"] for r in base], [r["grokked"] for r in base], budget, target)
-        # censored runs: their time_to_grok is their last step
-        cpu = [r for r in fin if r["variant"] == variant and r["device"] == "cpu" and not r["grokked"]]
+        cpu = [r for r in fin if r["variant"] == variant and r["device"] == "cpu" and r["steps_trained"] > 0]
         cost = []
         if res["n"] is not None and cpu:
             # seconds per step of this reading on the CPU, from its runs, times the full budget
-            per_step = np.mean([process_seconds(r) / max(1, r["time_to_grok"]) for r in cpu])
+            per_step = np.mean([process_seconds(r) / r["steps_trained"] for r in cpu])
             cost.append(f"{res['n']} seeds x 3 arms x {budget} steps x {per_step * 1e3:.0f} ms / 2 workers = "
                         f"{res['n'] * 3 * budget * per_step / 7200:.1f} h on this CPU")
         if res["n"] is not None and gpu:
@@ -851,8 +883,9 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
     cal = [r for r in fin if _is_calibration(r["variant"])]
     if cal:
         lines += ["", "Calibration runs (they change stated settings and enter no verdict): " + "; ".join(
-            f"`{r['variant']}` {r['arm']} seed {r['seed']} " + ("grokked at " if r["grokked"] else "") + _grok_text(r)
-            for r in cal) + "."]
+            f"`{variant}`: " + ", ".join(f"{r['arm']} seed {r['seed']} " + ("grokked at " if r["grokked"] else "")
+                                         + _grok_text(r) for r in select(cal, variant=variant))
+            for variant in sorted({r["variant"] for r in cal})) + "."]
     return "\n".join(lines)
 
 

@@ -11,7 +11,9 @@ each censored at its own budget (``budget``), which Kaplan-Meier and the log-ran
 test allow. Time-to-grok is right-censored: a finished run that never reached the grok
 threshold contributes ``time_to_grok = last_step`` with ``grokked = False``. A run
 that is still training (status ``running``) is *not* a censored observation: its
-row has ``finished = False`` and statistics leave it out.
+row has ``finished = False`` and statistics leave it out. ``steps_trained`` is the last
+step the run reached (a grokked run trains on for ``stop_after_grok`` steps); compute
+per step is ``process_seconds(row) / steps_trained``.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from . import runstore
 from .errors import MechgrokError, RunFileError
 
 COLUMNS = ("variant", "regime", "split", "batch_size", "arm", "seed", "status", "finished", "grokked",
-           "time_to_grok", "budget", "peak_test_acc", "final_test_acc", "final_train_acc", "memorised_step",
-           "events", "extra_updates", "regular_passes", "extra_passes", "surprise_ratio", "selected_surprise",
-           "device", "batch_runs", "config_hash", "wall_time_s", "path")
+           "time_to_grok", "budget", "steps_trained", "peak_test_acc", "final_test_acc", "final_train_acc",
+           "memorised_step", "events", "extra_updates", "regular_passes", "extra_passes", "surprise_ratio",
+           "selected_surprise", "device", "batch_runs", "config_hash", "wall_time_s", "path")
 
 
 def _batch_runs(row: dict) -> int:
@@ -93,7 +95,7 @@ def summarise(path: str | os.PathLike) -> dict:
         "variant": cfg.reading(), "regime": cfg.regime, "split": cfg.split,
         "batch_size": "full" if cfg.batch_size is None else cfg.batch_size, "arm": cfg.arm, "seed": cfg.seed,
         "status": status, "finished": status in ("complete", "diverged"), "grokked": grokked,
-        "time_to_grok": int(attrs["grok_step"]) if grokked else last, "budget": cfg.steps,
+        "time_to_grok": int(attrs["grok_step"]) if grokked else last, "budget": cfg.steps, "steps_trained": last,
         "peak_test_acc": float(np.max(metrics["test_acc"])) if len(metrics["test_acc"]) else math.nan,
         "final_test_acc": float(metrics["test_acc"][-1]) if len(metrics["test_acc"]) else math.nan,
         "final_train_acc": float(metrics["train_acc"][-1]) if len(metrics["train_acc"]) else math.nan,
@@ -147,14 +149,15 @@ def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
 
 
 def read_csv(path: str | os.PathLike) -> list[dict]:
-    ints = ("seed", "time_to_grok", "budget", "memorised_step", "events", "extra_updates", "regular_passes",
-            "extra_passes", "batch_runs")
+    ints = ("seed", "time_to_grok", "budget", "steps_trained", "memorised_step", "events", "extra_updates",
+            "regular_passes", "extra_passes", "batch_runs")
     floats = ("peak_test_acc", "final_test_acc", "final_train_acc", "surprise_ratio", "selected_surprise",
               "wall_time_s")
     rows = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
-            r.setdefault("batch_runs", "1")  # tables written before the column existed
+            r.setdefault("batch_runs", "1")  # tables written before these columns existed
+            r.setdefault("steps_trained", r["time_to_grok"] if r["grokked"] != "True" else "-1")
             for k in ints:
                 r[k] = int(r[k])
             for k in floats:

@@ -163,15 +163,23 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     for s in range(5):
         synth_run(tmp_path / f"d{s}.h5", "dream", s, None, budget=3000)
         synth_run(tmp_path / f"b{s}.h5", "baseline", s, None, budget=3000)
-    synth_run(tmp_path / "cal.h5", "baseline", 42, 4000, budget=20000, split="random", train_fraction=0.3,
-              weight_decay=1.0)
+    cal_settings = dict(budget=20000, split="random", train_fraction=0.3, weight_decay=1.0)
+    synth_run(tmp_path / "cal.h5", "baseline", 42, 4000, **cal_settings)
+    synth_run(tmp_path / "cal-d.h5", "dream", 42, 3000, **cal_settings)
     synth_run(tmp_path / "rand.h5", "baseline", 42, None, budget=3000, split="random")
     rows, _ = collect([tmp_path])
     assert report.readings(rows) == ["", "split=random"]
+    # a grokked run trains on for stop_after_grok steps after grokking
+    assert [r["steps_trained"] for r in rows if r["path"].endswith("cal.h5")] == [4000 + 2000]
     out, verdicts = report.build([tmp_path], tmp_path / "rep", figures=False)
     text = out.read_text()
     cal = text.split("## Calibration runs", 1)[1].split("##", 1)[0]
     assert "weight_decay 0.15 -> 1.0" in cal and "train_fraction None -> 0.3" in cal and "| 4000 |" in cal
+    # described, not tested: the pair of one seed, and why C8's timing ablation cannot run there
+    assert "dream vs baseline, same seeds" in cal and "seed 42: 3000 vs 4000 (1.33x)" in cal
+    assert "at step 200, before the first replay event (step 400): dream-early" in cal
+    c8 = " ".join({v.id: v for v in verdicts}["C8"].notes)
+    assert "not run: no run of any arm in this reading grokked (0/10, longest 3000 steps)" in c8
     by_reading = text.split("## Does a verdict depend", 1)[1].split("\n## ", 1)[0]
     assert "| id | `stated` | `split=random` |" in by_reading and "weight_decay" not in by_reading
     details = by_reading.split("### Details under `split=random`", 1)[1]
@@ -179,7 +187,8 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     assert {v.id: v for v in verdicts}["C3"].verdict == "contradicted"
     block = report.findings(verdicts, rows, tmp_path)
     assert block.endswith("Calibration runs (they change stated settings and enter no verdict): `hard@split=random,"
-                          "train_fraction=0.3,weight_decay=1.0` baseline seed 42 grokked at 4000.")
+                          "train_fraction=0.3,weight_decay=1.0`: baseline seed 42 grokked at 4000, dream seed 42 grokked "
+                          "at 3000.")
 
 
 def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path):

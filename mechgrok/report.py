@@ -753,10 +753,27 @@ def _gpu_rate(path: Path = GPU_BENCHMARK) -> tuple[float, str] | None:
                                      f"{bench['arm']} arm, hard regime")
 
 
-def _power_section(rows: list[dict]) -> str:
-    out = ["## More seeds: what the power calculation asks for", ""]
-    body = []
-    gpu, fin = _gpu_rate(), finished(rows)
+def _cpu_seconds_per_step(fin: list[dict], variant: str) -> float | None:
+    """Measured process seconds per training step of a variant's CPU runs (None without any)."""
+    cpu = [r for r in fin if r["variant"] == variant and r["device"] == "cpu" and r["steps_trained"] > 0]
+    return float(np.mean([process_seconds(r) / r["steps_trained"] for r in cpu])) if cpu else None
+
+
+def _cost(runs: str, n_runs: int, steps: int, per_step: float | None, gpu) -> str:
+    """What ``n_runs`` whole runs of ``steps`` cost: on this CPU (two runs side by side) and on the GPU."""
+    cost = []
+    if per_step is not None:
+        cost.append(f"{runs} x {steps} steps x {per_step * 1e3:.0f} ms / 2 workers = "
+                    f"{n_runs * steps * per_step / 7200:.1f} h on this CPU")
+    if gpu:
+        cost.append(f"{n_runs * steps / gpu[0] / 3600:.2f} h on the GPU")
+    return "; ".join(cost) or "-"
+
+
+def _power_rows(fin: list[dict], gpu) -> dict[str, dict]:
+    """Per reading with baseline runs: seeds per arm for the log-rank test to detect the claimed
+    speed-up (stats.seeds_needed on the baseline runs), or why more seeds cannot show it, and the cost."""
+    out = {}
     for variant in sorted({r["variant"] for r in fin if not _is_calibration(r["variant"])}):
         base = select(fin, variant=variant, arm="baseline")
         if not base:
@@ -764,18 +781,54 @@ def _power_section(rows: list[dict]) -> str:
         budget = max(r["budget"] for r in base)
         target = PAPER["hard_speedup"][0] if variant.startswith("hard") else 1.5
         res = stats.seeds_needed([r["time_to_grok"] for r in base], [r["grokked"] for r in base], budget, target)
-        cpu = [r for r in fin if r["variant"] == variant and r["device"] == "cpu" and r["steps_trained"] > 0]
-        cost = []
-        if res["n"] is not None and cpu:
-            # seconds per step of this reading on the CPU, from its runs, times the full budget
-            per_step = np.mean([process_seconds(r) / r["steps_trained"] for r in cpu])
-            cost.append(f"{res['n']} seeds x 3 arms x {budget} steps x {per_step * 1e3:.0f} ms / 2 workers = "
-                        f"{res['n'] * 3 * budget * per_step / 7200:.1f} h on this CPU")
-        if res["n"] is not None and gpu:
-            cost.append(f"{res['n'] * 3 * budget / gpu[0] / 3600:.2f} h on the GPU")
-        body.append([variant, f"{target}x", str(len(base)), "-" if res["n"] is None else str(res["n"]),
-                     res["reason"], "; ".join(cost) or "-"])
-    if not body:
+        cost = "-" if res["n"] is None else _cost(f"{res['n']} seeds x 3 arms", res["n"] * 3, budget,
+                                                   _cpu_seconds_per_step(fin, variant), gpu)
+        out[variant] = {"target": target, "pilot": len(base), "n": res["n"], "reason": res["reason"], "cost": cost}
+    return out
+
+
+# the regime of each speed or no-effect claim whose seeds the power table counts
+SPEED_CLAIM_REGIME = {"C1": "easy", "C2": "medium", "C3": "hard", "C8": "hard", "C9": "hard"}
+
+
+def _more_seeds_text(cid: str, reading: str, fin: list[dict], power: dict[str, dict], gpu) -> str:
+    """What more seeds can do for one inconclusive claim under one reading."""
+    variant = lambda regime: regime + (f"@{reading}" if reading else "")  # noqa: E731
+    if cid in SPEED_CLAIM_REGIME:
+        row = power.get(variant(SPEED_CLAIM_REGIME[cid]))
+        if row is None:
+            return f"no baseline runs in `{variant(SPEED_CLAIM_REGIME[cid])}` to simulate from"
+        return (f"`{variant(SPEED_CLAIM_REGIME[cid])}` (table above): {row['reason']}"
+                + (f"; cost: {row['cost']}" if row["n"] is not None else ""))
+    if cid == "C4":
+        full = REGIMES["hard"]["steps"]
+        dream = [r for r in select(fin, variant=variant("hard"), arm="dream") if r["grokked"] or r["budget"] >= full]
+        k = sum(r["peak_test_acc"] >= 0.95 for r in dream)
+        if k:
+            return f"{k} of {len(dream)} dream runs reach 95%; the permutation test needs more of both arms"
+        n = next(n for n in range(max(MIN_SEEDS, len(dream)), 100) if stats.median_at_most(0, n) < ALPHA)
+        extra = n - len(dream)
+        return (f"no dream run at the full budget reaches 95% (0/{len(dream)}); if the next ones do not either, "
+                f"{n} runs reject the claimed ~98% level by the sign test: {extra} more dream runs (and as many "
+                f"baselines, for the permutation test) cost " +
+                _cost(f"{2 * extra} runs", 2 * extra, full, _cpu_seconds_per_step(fin, variant("hard")), gpu))
+    if cid == "C7":
+        none = [reg for reg in REGIMES if select(fin, variant=variant(reg))
+                and not any(r["grokked"] for r in select(fin, variant=variant(reg)))]
+        if none:
+            return (f"no run grokked in {', '.join(none)}: every per-seed speed-up there is 1 (both runs censored "
+                    "at the same step), so more seeds at these budgets cannot change the verdict")
+        return "needs at least 3 seeds with a baseline and a dream run in each of the three regimes"
+    if cid == "C10":
+        return "the correlation needs at least 4 grokked dream runs"
+    return "not computed for this claim"
+
+
+def _power_section(rows: list[dict], audits: dict[str, list[Verdict]] | None = None) -> str:
+    out = ["## More seeds: what the power calculation asks for", ""]
+    gpu, fin = _gpu_rate(), finished(rows)
+    power = _power_rows(fin, gpu)
+    if not power:
         return "\n".join(out + ["No finished baseline runs yet."]) + "\n"
     out.append("Seeds per arm for the log-rank test to detect the claimed speed-up with 80% power, simulated from "
                "the baseline runs (stats.seeds_needed). CPU cost: the reading's measured seconds per step on this "
@@ -786,8 +839,17 @@ def _power_section(rows: list[dict]) -> str:
                 "their GPU cost is a lower bound." if gpu else "GPU cost: not measured (no GPU benchmark in "
                 "benchmarks/results/)."))
     out.append("")
-    return "\n".join(out) + "\n" + _md_table(["reading", "speed-up to detect", "pilot runs", "seeds per arm", "why",
-                                       "cost"], body) + "\n"
+    body = [[v, f"{p['target']}x", str(p["pilot"]), "-" if p["n"] is None else str(p["n"]), p["reason"], p["cost"]]
+            for v, p in power.items()]
+    out += [_md_table(["reading", "speed-up to detect", "pilot runs", "seeds per arm", "why", "cost"], body), ""]
+    pending = [(reading, v) for reading, verdicts in (audits or {}).items() for v in verdicts
+               if v.verdict.startswith("inconclusive")]
+    if pending:
+        out += ["Each inconclusive verdict, and what more seeds can do for it:", ""]
+        out += [f"- **{v.id}** (`{reading or 'stated'}`, {v.verdict}): "
+                f"{_more_seeds_text(v.id, reading, fin, power, gpu)}." for reading, v in pending]
+        out.append("")
+    return "\n".join(out) + "\n"
 
 
 def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path | None = None,
@@ -835,7 +897,7 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
                       for v in audit if v.verdict != "no runs"] + [""]
     lines += [_seed42_section(rows), "", "## Time-to-grok by arm", "", "```",
               stats.format_table(stats.table(rows)) if fin else "no finished runs", "```", "",
-              _mechanistic_section(rows), _power_section(rows), _calibration_section(rows), STATISTICS_TEXT,
+              _mechanistic_section(rows), _power_section(rows, audits), _calibration_section(rows), STATISTICS_TEXT,
               _setup_section(rows)]
     if problems:
         lines += ["## Files that could not be read", ""] + [f"- {p}" for p in problems]

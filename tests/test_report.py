@@ -236,3 +236,23 @@ def test_c7_pairs_runs_of_different_budgets_at_their_common_horizon():
     speedups = sorted(math.exp(x) for x in report.Audit(rows)._log_speedups("hard"))
     # not 30000/3000 = 10 for seed 42: neither run is known past 3000, so they tie there
     assert speedups == pytest.approx([2400 / 3000, 1.0, 30_000 / 1200])  # censored: enters at its budget
+
+
+def test_each_inconclusive_claim_says_what_more_seeds_can_do(tmp_path):
+    """Seed 42 at the full budget and seeds 0-2 screened at 3000: no run of any arm groks. C4 (one
+    full-budget dream run below 95%) needs 5 such runs for the sign test; C9 (no grokking in either
+    arm) cannot be decided by more seeds at this budget, and the report says so."""
+    for arm in ("baseline", "dream", "control"):
+        synth_run(tmp_path / f"{arm}42.h5", arm, 42, None)
+        for s in range(3):
+            synth_run(tmp_path / f"{arm}{s}.h5", arm, s, None, budget=3000)
+    rows, _ = collect([tmp_path])
+    audits = {"": report.Audit(rows).all()}
+    assert {v.id: v.verdict for v in audits[""]}["C4"] == "inconclusive at n = 1"
+    text = report._power_section(rows, audits)
+    lines = {line.split("**")[1]: line for line in text.splitlines() if line.startswith("- **")}
+    assert "(0/1); if the next ones do not either, 5 runs reject the claimed ~98% level" in lines["C4"]
+    assert "4 more dream runs" in lines["C4"]
+    assert lines["C9"].endswith("no pilot run grokked within 30000 steps: more seeds at this budget cannot show "
+                                "a speed-up.")
+    assert set(lines) == {v.id for v in audits[""] if v.verdict.startswith("inconclusive")}

@@ -203,6 +203,10 @@ def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path)
     assert [a[0].verdict for a in audits.values()] == ["contradicted", "supported"]
     assert "same outcome (time-to-grok, or censoring step) in 3 of 3 seeds" in " ".join(audits[""][0].notes)
     block = report.findings(audits[""], rows, tmp_path, audits)
+    # the Findings line leaves out n/a parts, and says how many runs grokked where no speed-up exists
+    assert "- **C1** contradicted: 0/9 runs grokked by 400; speed-up n/a (grokked: dream 0/3, baseline 0/3) (" in block
+    v = report.Verdict("C5", "t", "0", 3, "drop 0.2; speed-up n/a; rise 0.1", "[0.1, 0.3]; n/a; n/a", 0.5, "x")
+    assert report._effect_text(v) == "drop 0.2 [0.1, 0.3]; rise 0.1"
     line = block.split("one reading supports and another contradicts: ", 1)[1]
     assert line.strip() == "C1 (`stated`: contradicted; `split=random`: supported)."
 

@@ -45,3 +45,11 @@ def test_documented_columns_are_the_written_ones(arm_runs):
     for key in attrs:
         assert f"`{key}`" in text, key
     assert np.all(runstore.read_table(arm_runs["dream"], "split")["train_idx"] // 13 < 6)
+
+
+def test_results_table_doc_lists_every_column_in_order():
+    from mechgrok.results import COLUMNS
+
+    text = (ROOT / "docs" / "results-table.md").read_text()
+    documented = re.findall(r"^\| `(\w+)` \|", text, flags=re.M)
+    assert tuple(documented) == COLUMNS

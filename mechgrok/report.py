@@ -242,7 +242,8 @@ class Audit:
         else:
             n = min(with_runs)
             verdict = f"inconclusive at n = {n}"
-        notes = [f"({chr(97 + i)}) {v.test}: {v.verdict}; {v.effect} {v.ci}; " + "; ".join(v.notes)
+        notes = [f"({chr(97 + i)}) {v.test}: {v.verdict}; {v.effect}{'' if v.ci == 'n/a' else ' ' + v.ci}; "
+                 + "; ".join(v.notes)
                  for i, v in enumerate(parts)]
         return Verdict(cid, test, parts[0].runs, n, "; ".join(v.effect for v in parts),
                        "; ".join(v.ci for v in parts), parts[0].p, verdict, notes)
@@ -451,7 +452,7 @@ class Audit:
             hard = select(self.rows, variant=self.variant("hard"))
             if hard and not any(r["grokked"] for r in hard):
                 # issue 7, stage 4: the timing ablation is run under a reading where grokking happens
-                v.notes.append(f"not run: no run of any arm in this reading grokked (0/{len(hard)}, longest "
+                v.notes.insert(0, f"not run: no run of any arm in this reading grokked (0/{len(hard)}, longest "
                                f"{max(r['time_to_grok'] for r in hard)} steps), so neither timing can be told "
                                "apart from the baseline by its time to grok")
             return v
@@ -888,7 +889,7 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
              _md_table(["id", "claim", "test", "runs (seeds)", "effect", "95% CI", "p", "verdict"],
                        _verdict_rows(verdicts)), "", "### Details", ""]
     for v in verdicts:
-        lines.append(f"- **{v.id}** ({v.verdict}): " + " ".join(v.notes))
+        lines.append(f"- **{v.id}** ({v.verdict}): " + "; ".join(v.notes))
     lines.append("")
     if len(audits) > 1:
         lines += ["## Does a verdict depend on the reading?", "",
@@ -901,7 +902,7 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
             if r == main_reading:
                 continue
             lines += [f"### Details under `{r or 'stated'}`", ""]
-            lines += [f"- **{v.id}** ({v.verdict}; {v.effect}): " + " ".join(v.notes)
+            lines += [f"- **{v.id}** ({v.verdict}; {v.effect}): " + "; ".join(v.notes)
                       for v in audit if v.verdict != "no runs"] + [""]
     lines += [_seed42_section(rows), "", "## Time-to-grok by arm", "", "```",
               stats.format_table(stats.table(rows)) if fin else "no finished runs", "```", "",

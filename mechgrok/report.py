@@ -729,6 +729,12 @@ def _mechanistic_section(rows: list[dict]) -> str:
                 got = True
             except MechgrokError:
                 cells += ["-"] * len(keys)
+        try:  # held-out accuracy of the linear probe of (a + b) mod p after the last layer, final checkpoint
+            final = runstore.read_analysis(r["path"], "probes")[1]["final"]
+            cells.append(_f((json.loads(final) if isinstance(final, str) else final)["acc_sum"][-1]))
+            got = True
+        except MechgrokError:
+            cells.append("-")
         if got:
             body.append(cells)
     if not body:
@@ -740,10 +746,12 @@ def _mechanistic_section(rows: list[dict]) -> str:
                "median ratio of the displacement across a replay event to an ordinary window scaled to the same "
                "number of updates; loss barriers (train) from the memorisation to the grokked checkpoint (stated "
                "definition, and over the chord), from the memorisation to the final checkpoint of a run that never "
-               "grokked (over the chord), and across replay events (stated definition).")
+               "grokked (over the chord), and across replay events (stated definition); held-out accuracy of a "
+               "linear probe of (a + b) mod p on the last layer's residual stream at the final checkpoint (chance "
+               "1/p; probes/linear.py).")
     out.append("")
     out.append(_md_table(["variant", "arm", "seed", "emergence", "to event", "top-5 share", "event/window",
-                          "mem->alg barrier", "chord", "mem->final chord", "event barrier"], body))
+                          "mem->alg barrier", "chord", "mem->final chord", "event barrier", "(a+b) probe"], body))
     return "\n".join(out) + "\n"
 
 

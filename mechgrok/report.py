@@ -52,6 +52,7 @@ from .results import collect, compute_text, finished, process_seconds, select, w
 
 ALPHA = 0.05
 MIN_SEEDS = 3
+PEAK_LEVEL = 0.95  # C4's claimed ~98% peak test accuracy, tested as a median peak at or above this
 EQUIVALENCE = (2 / 3, 3 / 2)
 
 # What the manuscript reports (claims.md), used only as the values the tests test against.
@@ -294,20 +295,22 @@ class Audit:
                 parts.append(self.time_part("C3", arm, rows, PAPER["hard_grok"][arm]))
         return self.combine("C3", parts, "log-rank, KM-median speed-up with bootstrap CI, sign test on claimed times")
 
+    def full_budget(self, arm: str) -> list[dict]:
+        """Hard-regime runs of ``arm`` whose peak covers the whole budget: trained to it, or grokked."""
+        return [r for r in self.arm("hard", arm) if r["grokked"] or r["budget"] >= REGIMES["hard"]["steps"]]
+
     def c4(self) -> Verdict:
-        # a peak over the whole budget: only runs trained to the full budget (or that grokked) count
         full = REGIMES["hard"]["steps"]
-        base, dream = ([r for r in self.arm("hard", a) if r["grokked"] or r["budget"] >= full]
-                       for a in ("baseline", "dream"))
+        base, dream = self.full_budget("baseline"), self.full_budget("dream")
         if not base or not dream:
             return self.missing("C4", {"hard": ["baseline", "dream"]}, "permutation test on peak test accuracy")
         n = min(len(base), len(dream))
         diff_mean = np.mean([r["peak_test_acc"] for r in dream]) - np.mean([r["peak_test_acc"] for r in base])
         p = stats.permutation_pvalue([r["peak_test_acc"] for r in dream], [r["peak_test_acc"] for r in base])
-        k = sum(r["peak_test_acc"] >= 0.95 for r in dream)
-        p_level = stats.median_at_most(k, len(dream))  # median peak >= 0.95 claimed (98.25%)
-        notes = [f"dream runs with peak >= 95%: {k}/{len(dream)} (sign test of the claimed ~98% level, p {_f(p_level)}); "
-                 f"runs with a shorter budget than {full} that never grokked are left out"]
+        k = sum(r["peak_test_acc"] >= PEAK_LEVEL for r in dream)
+        p_level = stats.median_at_most(k, len(dream))  # median peak >= PEAK_LEVEL claimed (98.25%)
+        notes = [f"dream runs with peak >= {PEAK_LEVEL:.0%}: {k}/{len(dream)} (sign test of the claimed ~98% level, "
+                 f"p {_f(p_level)}); runs with a shorter budget than {full} that never grokked are left out"]
         if (len(dream) >= MIN_SEEDS and p_level < ALPHA) or (n >= MIN_SEEDS and p < ALPHA and diff_mean < 0):
             verdict = "contradicted"  # the claimed ~98% level is rejected by the dream runs alone
         elif n >= MIN_SEEDS and p < ALPHA and diff_mean > 0:
@@ -730,8 +733,7 @@ def _mechanistic_section(rows: list[dict]) -> str:
             except MechgrokError:
                 cells += ["-"] * len(keys)
         try:  # held-out accuracy of the linear probe of (a + b) mod p after the last layer, final checkpoint
-            final = runstore.read_analysis(r["path"], "probes")[1]["final"]
-            cells.append(_f((json.loads(final) if isinstance(final, str) else final)["acc_sum"][-1]))
+            cells.append(_f(runstore.read_analysis(r["path"], "probes")[1]["final"]["acc_sum"][-1]))
             got = True
         except MechgrokError:
             cells.append("-")
@@ -808,30 +810,29 @@ def _power_rows(fin: list[dict], gpu) -> dict[str, dict]:
 SPEED_CLAIM_REGIME = {"C1": "easy", "C2": "medium", "C3": "hard", "C8": "hard", "C9": "hard"}
 
 
-def _more_seeds_text(cid: str, reading: str, fin: list[dict], power: dict[str, dict], gpu) -> str:
-    """What more seeds can do for one inconclusive claim under one reading."""
-    variant = lambda regime: regime + (f"@{reading}" if reading else "")  # noqa: E731
+def _more_seeds_text(cid: str, audit: Audit, power: dict[str, dict], gpu) -> str:
+    """What more seeds can do for one inconclusive claim under the audit's reading."""
     if cid in SPEED_CLAIM_REGIME:
-        row = power.get(variant(SPEED_CLAIM_REGIME[cid]))
+        variant = audit.variant(SPEED_CLAIM_REGIME[cid])
+        row = power.get(variant)
         if row is None:
-            return f"no baseline runs in `{variant(SPEED_CLAIM_REGIME[cid])}` to simulate from"
-        return (f"`{variant(SPEED_CLAIM_REGIME[cid])}` (table above): {row['reason']}"
-                + (f"; cost: {row['cost']}" if row["n"] is not None else ""))
+            return f"no baseline runs in `{variant}` to simulate from"
+        return (f"`{variant}` (table above): {row['reason']}" + (f"; cost: {row['cost']}" if row["n"] is not None else ""))
     if cid == "C4":
-        full = REGIMES["hard"]["steps"]
-        dream = [r for r in select(fin, variant=variant("hard"), arm="dream") if r["grokked"] or r["budget"] >= full]
-        k = sum(r["peak_test_acc"] >= 0.95 for r in dream)
+        dream = audit.full_budget("dream")
+        k = sum(r["peak_test_acc"] >= PEAK_LEVEL for r in dream)
         if k:
-            return f"{k} of {len(dream)} dream runs reach 95%; the permutation test needs more of both arms"
+            return f"{k} of {len(dream)} dream runs reach {PEAK_LEVEL:.0%}; the permutation test needs more of both arms"
         n = next(n for n in range(max(MIN_SEEDS, len(dream)), 100) if stats.median_at_most(0, n) < ALPHA)
         extra = n - len(dream)
-        return (f"no dream run at the full budget reaches 95% (0/{len(dream)}); if the next ones do not either, "
-                f"{n} runs reject the claimed ~98% level by the sign test: {extra} more dream runs (and as many "
-                f"baselines, for the permutation test) cost " +
-                _cost(f"{2 * extra} runs", 2 * extra, full, _cpu_seconds_per_step(fin, variant("hard")), gpu))
+        return (f"no dream run at the full budget reaches {PEAK_LEVEL:.0%} (0/{len(dream)}); if the next ones do not "
+                f"either, {n} runs reject the claimed ~98% level by the sign test: {extra} more dream runs (and as "
+                f"many baselines, for the permutation test) cost " +
+                _cost(f"{2 * extra} runs", 2 * extra, REGIMES["hard"]["steps"],
+                      _cpu_seconds_per_step(audit.rows, audit.variant("hard")), gpu))
     if cid == "C7":
-        none = [reg for reg in REGIMES if select(fin, variant=variant(reg))
-                and not any(r["grokked"] for r in select(fin, variant=variant(reg)))]
+        by_regime = {reg: select(audit.rows, variant=audit.variant(reg)) for reg in REGIMES}
+        none = [reg for reg, runs in by_regime.items() if runs and not any(r["grokked"] for r in runs)]
         if none:
             return (f"no run grokked in {', '.join(none)}: every per-seed speed-up there is 1 (both runs censored "
                     "at the same step), so more seeds at these budgets cannot change the verdict")
@@ -862,9 +863,10 @@ def _power_section(rows: list[dict], audits: dict[str, list[Verdict]] | None = N
     pending = [(reading, v) for reading, verdicts in (audits or {}).items() for v in verdicts
                if v.verdict.startswith("inconclusive")]
     if pending:
+        by_reading = {reading: Audit(fin, reading) for reading in audits}
         out += ["Each inconclusive verdict, and what more seeds can do for it:", ""]
         out += [f"- **{v.id}** (`{reading or 'stated'}`, {v.verdict}): "
-                f"{_more_seeds_text(v.id, reading, fin, power, gpu)}." for reading, v in pending]
+                f"{_more_seeds_text(v.id, by_reading[reading], power, gpu)}." for reading, v in pending]
         out.append("")
     return "\n".join(out) + "\n"
 

@@ -387,7 +387,8 @@ def write_analysis(path: str | os.PathLike, name: str, arrays: dict[str, np.ndar
 
 
 def read_analysis(path: str | os.PathLike, name: str) -> tuple[dict[str, np.ndarray], dict]:
-    """Arrays and attributes of ``/analysis/<name>``; RunFileError if it is absent or incomplete."""
+    """Arrays and attributes of ``/analysis/<name>``; RunFileError if it is absent or incomplete.
+    Lists and dicts, which write_analysis stores as JSON text, come back decoded."""
     path = Path(path)
     with _open(path, "r") as f:
         g = f.get("analysis", {}).get(name)
@@ -396,7 +397,7 @@ def read_analysis(path: str | os.PathLike, name: str) -> tuple[dict[str, np.ndar
         arrays = {}
         g.visititems(lambda key, obj: arrays.__setitem__(key, obj[...]) if isinstance(obj, h5py.Dataset) else None)
         attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in g.attrs.items()}
-        return arrays, attrs
+        return arrays, {k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for k, v in attrs.items()}
 
 
 # ---- the training lock: <run file>.lock -----------------------------------------------------------

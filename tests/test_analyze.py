@@ -1,6 +1,5 @@
 """The analyses on real tiny runs, their storage in the run file, the CLI, and the probes."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -50,7 +49,6 @@ def test_every_analysis_stores_results_and_leaves_training_data_alone(dream_copy
 
     row = report._mechanistic_section(collect([dream_copy])[0]).splitlines()[-1].split(" | ")
     probe = runstore.read_analysis(dream_copy, "probes")[1]["final"]
-    probe = json.loads(probe) if isinstance(probe, str) else probe
     assert row[-1] == f"{probe['acc_sum'][-1]:.3g} |"
     assert row[5] == f"{runstore.read_analysis(dream_copy, 'fourier')[1]['final_top_share']:.3g}"
 

@@ -73,4 +73,4 @@ random-split: $(STAMP)
 # The report lists these runs on their own, with each seed's dream/baseline pair described.
 CAL := --regimes hard --steps 20000 --split random --train-fraction 0.3 --lr 1e-3 --weight-decay 1.0
 calibrate: $(STAMP)
-	$(SWEEP) $(CAL) --arms baseline dream --seeds 42,0,1
+	$(SWEEP) $(CAL) --arms baseline dream --seeds 42,0-3

@@ -175,8 +175,8 @@ class Audit:
                claimed_time: int | None = None) -> Verdict:
         c = stats.compare(ref, new)
         n = min(len(ref), len(new))
-        notes = [f"medians (KM): {_f(c['median_ref'], 5)} vs {_f(c['median_new'], 5)} steps; grokked "
-                 f"{c['grokked_ref']}/{len(ref)} vs {c['grokked_new']}/{len(new)}; Mann-Whitney p {_f(c['mannwhitney_p'])}"]
+        notes = [f"medians (KM): {new[0]['arm']} {_f(c['median_new'], 5)}, {ref[0]['arm']} {_f(c['median_ref'], 5)} "
+                 f"steps" + _grokked_note(c, ref, new) + f"; Mann-Whitney p {_f(c['mannwhitney_p'])}"]
         contradicted, why = False, []
         if claimed_time is not None:
             # the claimed time concerns the new arm alone: its own runs can reject it
@@ -217,8 +217,7 @@ class Audit:
             verdict = "supported"
         else:
             verdict = f"inconclusive at n = {n}"
-        notes = [f"equivalence margin {EQUIVALENCE[0]:.2f}-{EQUIVALENCE[1]:.2f}; grokked {c['grokked_ref']}/{len(ref)} "
-                 f"vs {c['grokked_new']}/{len(new)}"]
+        notes = [f"equivalence margin {EQUIVALENCE[0]:.2f}-{EQUIVALENCE[1]:.2f}" + _grokked_note(c, ref, new)]
         # descriptive only (the rule above compares the arms unpaired): seeds whose two runs agree
         by_seed = {(r["seed"], r["budget"]): (r["time_to_grok"], r["grokked"]) for r in ref}
         pairs = [by_seed[k] == (r["time_to_grok"], r["grokked"]) for r in new
@@ -481,8 +480,9 @@ class Audit:
         corr = stats.correlation([r["selected_surprise"] for r in grokked], [r["time_to_grok"] for r in grokked])
         n = len(dream)
         notes = [f"surprise ratio = mean over a run's replay events (before grokking) of replayed surprise / memory mean",
-                 f"correlation over {corr['n']} grokked dream runs: r {_f(corr['r'])} {_ci(corr['lo'], corr['hi'])}, "
-                 f"Spearman {_f(corr['spearman'])}"]
+                 f"correlation over {corr['n']} grokked dream runs: " +
+                 (f"r {_f(corr['r'])} {_ci(corr['lo'], corr['hi'])}, Spearman {_f(corr['spearman'])}"
+                  if not math.isnan(corr["r"]) else "r undefined (fewer than 3 runs, or a constant variable)")]
         if n < MIN_SEEDS:
             verdict = f"inconclusive at n = {n}"
         elif (not math.isnan(lo) and not lo <= PAPER["surprise_ratio"] <= hi) or \
@@ -528,9 +528,10 @@ class Audit:
         first_unseen = sorted(set(ta.tolist()) - set(a.tolist()))
         verdict = "contradicted" if not unseen else "inconclusive at n = 0"
         notes = [f"split '{cfg.split}', train_end {cfg.train_end}: {len(first_unseen)} tokens never appear as the first "
-                 f"operand in training, but {len(unseen)} test tokens never appear in any training sequence",
-                 "every test operand's embedding is trained (it occurs as the second operand), so it is not novel"
-                 if not unseen else "some test tokens are untrained embeddings"]
+                 f"operand in training; {len(unseen)} test tokens never appear in any training sequence",
+                 "some test tokens are untrained embeddings" if unseen else
+                 "every test operand's embedding is trained (" + ("each unseen first operand occurs as a second "
+                                                                  "operand), " if first_unseen else "") + "so none is novel"]
         return Verdict("C12", "token coverage of the training inputs (computed from the split)", "split", 1,
                        f"{len(unseen)} of {cfg.p} tokens unseen in training", "n/a", math.nan, verdict, notes)
 
@@ -589,12 +590,21 @@ def _calibration_section(rows: list[dict]) -> str:
                    "final train acc", "memorised"], body), "", *_calibration_notes(finished(cal)), ""])
 
 
+def _grokked_counts(c: dict, ref: list[dict], new: list[dict]) -> str:
+    """How many runs of each arm of a comparison (stats.compare) grokked, new arm first."""
+    return f"grokked: {new[0]['arm']} {c['grokked_new']}/{len(new)}, {ref[0]['arm']} {c['grokked_ref']}/{len(ref)}"
+
+
 def _speedup_effect(c: dict, ref: list[dict], new: list[dict]) -> str:
     """The speed-up of a comparison (stats.compare), or, where no median exists, how many runs grokked."""
     if math.isnan(c["speedup"]):
-        return (f"speed-up n/a (grokked: {new[0]['arm']} {c['grokked_new']}/{len(new)}, "
-                f"{ref[0]['arm']} {c['grokked_ref']}/{len(ref)})")
+        return f"speed-up n/a ({_grokked_counts(c, ref, new)})"
     return f"speed-up {_f(c['speedup'])}"
+
+
+def _grokked_note(c: dict, ref: list[dict], new: list[dict]) -> str:
+    """'; grokked: ...' for a comparison's notes, or '' where its effect already says it (no speed-up)."""
+    return "" if math.isnan(c["speedup"]) else "; " + _grokked_counts(c, ref, new)
 
 
 def _paired_speedup(ref: dict, new: dict) -> float:
@@ -605,20 +615,40 @@ def _paired_speedup(ref: dict, new: dict) -> float:
     return min(ref["time_to_grok"], horizon) / max(min(new["time_to_grok"], horizon), 1)
 
 
+def _seed_pairs(runs: list[dict], arm: str) -> list[tuple[dict, dict]]:
+    """(baseline, arm) runs of the same seed."""
+    base = {r["seed"]: r for r in runs if r["arm"] == "baseline"}
+    return [(base[r["seed"]], r) for r in sorted(runs, key=lambda r: r["seed"]) if r["arm"] == arm and r["seed"] in base]
+
+
+def _paired_comparison(pairs: list[tuple[dict, dict]]) -> str:
+    """The speed-up of the second runs of ``pairs`` over the first (ratio of Kaplan-Meier medians,
+    bootstrap interval, log-rank p) and in how many seeds the second was faster or slower."""
+    c = stats.compare([b for b, _ in pairs], [r for _, r in pairs])
+    ci = _ci(c["speedup_lo"], c["speedup_hi"])
+    ratios = [_paired_speedup(b, r) for b, r in pairs]
+    return (f"{_speedup_effect(c, *zip(*pairs))}{'' if ci == 'n/a' else ' ' + ci} (ratio of Kaplan-Meier medians; "
+            f"claimed for the hard regime: {PAPER['hard_speedup'][0]}-{PAPER['hard_speedup'][1]}x), log-rank p "
+            f"{_f(c['logrank_p'])}; {pairs[0][1]['arm']} faster in {sum(x > 1 for x in ratios)}, slower in "
+            f"{sum(x < 1 for x in ratios)} of {len(pairs)} seeds")
+
+
 def _calibration_notes(cal: list[dict]) -> list[str]:
     """Descriptive lines per calibration variant: each arm against the baseline of the same seeds,
     and whether the dream-early arm could replay anything there (no test: they enter no verdict)."""
     lines = []
     for variant in sorted({r["variant"] for r in cal}):
         runs = select(cal, variant=variant)
-        base = {r["seed"]: r for r in runs if r["arm"] == "baseline"}
         for arm in sorted({r["arm"] for r in runs} - {"baseline"}):
-            pairs = [(base[r["seed"]], r) for r in runs if r["arm"] == arm and r["seed"] in base]
+            pairs = _seed_pairs(runs, arm)
             if pairs:
                 each = "; ".join(f"seed {r['seed']}: {_grok_text(r)} vs {_grok_text(b)} "
                                  f"({_paired_speedup(b, r):.2f}x)" for b, r in pairs)
                 lines.append(f"- `{variant}`: {arm} vs baseline, same seeds (baseline / {arm} time to grok at the "
                              f"pair's common horizon): {each}.")
+            if len(pairs) >= MIN_SEEDS:
+                lines.append(f"- `{variant}`: {arm} vs baseline over these {len(pairs)} seeds (the verdict rules' "
+                             f"statistics, descriptive here): {_paired_comparison(pairs)}.")
         memorised = sorted({r["memorised_step"] for r in runs if r["memorised_step"] >= 0})
         cfg = make_config(runs[0]["regime"])
         first_event = int(reading_settings(_reading(variant)).get("dream_every", cfg.dream_every))
@@ -871,6 +901,11 @@ def _power_section(rows: list[dict], audits: dict[str, list[Verdict]] | None = N
     return "\n".join(out) + "\n"
 
 
+def _detail_line(v: Verdict, with_effect: bool = False) -> str:
+    """A verdict's Details bullet: its notes (and its effect where no verdict table shows it)."""
+    return f"- **{v.id}** ({v.verdict}{'; ' + v.effect if with_effect else ''}): " + "; ".join(v.notes)
+
+
 def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path | None = None,
           readme: str | Path | None = None) -> tuple[Path, list[Verdict]]:
     """Write REPORT.md, report.html and runs.csv for the runs under ``paths`` (figures into
@@ -898,9 +933,7 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
              f"## Verdicts (reading: {'the paper’s stated setup' if main_reading == '' else main_reading})", "",
              _md_table(["id", "claim", "test", "runs (seeds)", "effect", "95% CI", "p", "verdict"],
                        _verdict_rows(verdicts)), "", "### Details", ""]
-    for v in verdicts:
-        lines.append(f"- **{v.id}** ({v.verdict}): " + "; ".join(v.notes))
-    lines.append("")
+    lines += [_detail_line(v) for v in verdicts] + [""]
     if len(audits) > 1:
         lines += ["## Does a verdict depend on the reading?", "",
                   "The same rules on each regime reading that has runs (variant suffix = settings that differ from "
@@ -912,8 +945,7 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
             if r == main_reading:
                 continue
             lines += [f"### Details under `{r or 'stated'}`", ""]
-            lines += [f"- **{v.id}** ({v.verdict}; {v.effect}): " + "; ".join(v.notes)
-                      for v in audit if v.verdict != "no runs"] + [""]
+            lines += [_detail_line(v, with_effect=True) for v in audit if v.verdict != "no runs"] + [""]
     lines += [_seed42_section(rows), "", "## Time-to-grok by arm", "", "```",
               stats.format_table(stats.table(rows)) if fin else "no finished runs", "```", "",
               _mechanistic_section(rows), _power_section(rows, audits), _calibration_section(rows), STATISTICS_TEXT,
@@ -974,10 +1006,20 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
         lines += ["", "Verdicts that one reading supports and another contradicts: " + ", ".join(differ) + "."]
     cal = [r for r in fin if _is_calibration(r["variant"])]
     if cal:
-        lines += ["", "Calibration runs (they change stated settings and enter no verdict): " + "; ".join(
-            f"`{variant}`: " + ", ".join(f"{r['arm']} seed {r['seed']} " + ("grokked at " if r["grokked"] else "")
-                                         + _grok_text(r) for r in select(cal, variant=variant))
-            for variant in sorted({r["variant"] for r in cal})) + "."]
+        lines += ["", "Calibration runs (they change stated settings and enter no verdict; REPORT.md, 'Calibration "
+                  "runs'):"]
+        for variant in sorted({r["variant"] for r in cal}):
+            runs = select(cal, variant=variant)
+            arms = sorted({r["arm"] for r in runs}, key=lambda a: (a != "baseline", a))
+            text = "; ".join(f"{arm} grokked {sum(r['grokked'] for r in mine)}/{len(mine)}" + (
+                f" (steps {', '.join(str(r['time_to_grok']) for r in mine if r['grokked'])})" if any(
+                    r["grokked"] for r in mine) else "") for arm in arms
+                for mine in [sorted(select(runs, arm=arm), key=lambda r: r["time_to_grok"])])
+            for arm in arms[1:]:
+                pairs = _seed_pairs(runs, arm)
+                if len(pairs) >= MIN_SEEDS:
+                    text += f"; {arm} vs baseline, same seeds: {_paired_comparison(pairs)}"
+            lines.append(f"- `{variant}`: {text}.")
     return "\n".join(lines)
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -46,8 +47,6 @@ from .results import find_run_files
 
 PROG = "python -m mechgrok.transport"
 REASONS = ("init", "event", "periodic", "memorised", "grok", "final")
-TAR_MEMBER_OVERHEAD = 1024  # a member's header and padding, bytes (at most)
-TAR_END = 10240  # the end-of-archive blocks and record padding, bytes
 
 
 def slim_copy(src: str | os.PathLike, dest: str | os.PathLike, keep: tuple[str, ...] = ("init", "final")) -> dict:
@@ -103,6 +102,21 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _tar_member_bytes(path: Path, arcname: str) -> int:
+    """Bytes that ``path`` adds to an uncompressed tar as ``arcname``: its header blocks (a pax
+    header too, for long names or a fractional mtime) and its data padded to whole blocks."""
+    with tarfile.open(fileobj=io.BytesIO(), mode="w") as probe:
+        info = probe.gettarinfo(path, arcname)
+        header = info.tobuf(probe.format, probe.encoding, probe.errors)
+    return len(header) + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
+def _tar_bytes(member_bytes: int) -> int:
+    """Size of an uncompressed tar whose members take ``member_bytes``: plus the two zero blocks
+    that end it, rounded up to whole records (what tarfile writes)."""
+    return -(-(member_bytes + 2 * tarfile.BLOCKSIZE) // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+
+
 def pack(roots: list[str | os.PathLike], out: str | os.PathLike, *, max_mb: float = 15.0,
          keep: tuple[str, ...] = ("init", "final"), prefix: str = "runs",
          include: list[str] | None = None) -> list[Path]:
@@ -129,26 +143,26 @@ def pack(roots: list[str | os.PathLike], out: str | os.PathLike, *, max_mb: floa
                     manifest["left_out"].append(str(exc))
                     continue
                 size = (Path(tmp) / rel).stat().st_size
-                if size + TAR_END > limit:
+                need = _tar_member_bytes(Path(tmp) / rel, rel.as_posix())
+                if _tar_bytes(need) > limit:
                     raise MechgrokError(f"{path}: slim copy is {size / 2**20:.1f} MiB, over --max-mb {max_mb}; "
                                         "keep fewer checkpoints")
-                members.append((rel, size))
+                members.append((rel, size, need))
         chunk: list = []
         used = 0
 
         def flush() -> None:
             name = out / f"{prefix}-{len(written):03d}.tar.gz"
             with tarfile.open(name, "w:gz") as tar:
-                for rel, _ in chunk:
+                for rel in chunk:
                     tar.add(Path(tmp) / rel, arcname=rel.as_posix())
             written.append(name)
 
-        for rel, size in members:
-            need = size + TAR_MEMBER_OVERHEAD
-            if chunk and used + need + TAR_END > limit:
+        for rel, size, need in members:
+            if chunk and _tar_bytes(used + need) > limit:
                 flush()
                 chunk, used = [], 0
-            chunk.append((rel, size))
+            chunk.append(rel)
             used += need
             manifest["runs"].append({"path": rel.as_posix(), "tar": len(written),
                                      "sha256": _sha256(Path(tmp) / rel), "bytes": size})

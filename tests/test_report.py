@@ -76,7 +76,13 @@ def test_truly_faster_arm_is_supported_and_equal_arm_is_not(tmp_path):
     assert v["C9"].verdict == "supported", v["C9"].notes  # control ~ baseline, dream >> control
     assert v["C11"].verdict == "supported"
     assert v["C12"].verdict == "contradicted"  # every token is seen in training under the operand split
+    assert v["C12"].notes[1].startswith("every test operand's embedding is trained (each unseen first operand")
     assert v["C1"].verdict == "no runs" and "python -m mechgrok.sweep --regimes easy" in v["C1"].notes[0]
+    # a comparison with a speed-up names each arm's median and grokked count in its notes
+    assert "; medians (KM): dream 2000, baseline 8000 steps; grokked: dream 8/8, baseline 8/8; Mann-Whitney p" \
+        in v["C3"].notes[0]
+    # every synthetic dream run replays the same surprise (1.5): no correlation can be computed
+    assert v["C10"].notes[1].endswith("8 grokked dream runs: r undefined (fewer than 3 runs, or a constant variable)")
 
 
 def test_no_effect_is_contradicted_or_inconclusive(tmp_path):
@@ -91,6 +97,11 @@ def test_never_grokking_arms_are_contradicted_not_dropped(tmp_path):
     _grid(tmp_path, {"baseline": None, "dream": None}, range(5))
     v = _verdicts(tmp_path)
     assert v["C3"].verdict == "contradicted" and v["C3"].n == 5
+    # without a median the effect gives the grokked counts, and the notes do not repeat them
+    assert "; speed-up n/a (grokked: dream 0/5, baseline 0/5);" in v["C3"].effect
+    notes = "; ".join(v["C3"].notes)
+    assert notes.count("grokked: dream 0/5, baseline 0/5") == 1 and " vs 0/5" not in notes
+    assert v["C10"].notes[1] == "correlation over 0 grokked dream runs: r undefined (fewer than 3 runs, or a constant variable)"
     assert v["C4"].verdict == "contradicted"  # peak accuracy nowhere near the claimed 98%
 
 
@@ -186,9 +197,23 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     assert "- **C12** (" in details and "- **C3**" not in details  # claims with no runs there are left out
     assert {v.id: v for v in verdicts}["C3"].verdict == "contradicted"
     block = report.findings(verdicts, rows, tmp_path)
-    assert block.endswith("Calibration runs (they change stated settings and enter no verdict): `hard@split=random,"
-                          "train_fraction=0.3,weight_decay=1.0`: baseline seed 42 grokked at 4000, dream seed 42 grokked "
-                          "at 3000.")
+    assert block.endswith("Calibration runs (they change stated settings and enter no verdict; REPORT.md, 'Calibration "
+                          "runs'):\n- `hard@split=random,train_fraction=0.3,weight_decay=1.0`: baseline grokked 1/1 "
+                          "(steps 4000); dream grokked 1/1 (steps 3000).")
+    # from MIN_SEEDS pairs on, the comparison's statistics are given too, still without a verdict
+    assert "over these" not in cal
+    for s in (0, 1):
+        synth_run(tmp_path / f"cal{s}.h5", "baseline", s, 4000 + 400 * s, **cal_settings)
+        synth_run(tmp_path / f"cal-d{s}.h5", "dream", s, 4200 - 1000 * s, **cal_settings)
+    out, again = report.build([tmp_path], tmp_path / "rep", figures=False)
+    cal = out.read_text().split("## Calibration runs", 1)[1].split("##", 1)[0]
+    assert "dream vs baseline over these 3 seeds (the verdict rules' statistics, descriptive here): speed-up " in cal
+    assert "claimed for the hard regime: 3.7-3.9x), log-rank p " in cal
+    assert "dream faster in 2, slower in 1 of 3 seeds." in cal
+    assert [v.verdict for v in again] == [v.verdict for v in verdicts]
+    block = report.findings(again, collect([tmp_path])[0], tmp_path).split("Calibration runs", 1)[1]
+    assert "baseline grokked 3/3 (steps 4000, 4000, 4400); dream grokked 3/3 (steps 3000, 3200, 4200); dream vs " \
+           "baseline, same seeds: speed-up " in block and block.endswith("dream faster in 2, slower in 1 of 3 seeds.")
 
 
 def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path):

@@ -1,5 +1,6 @@
 """Slim copies, pack and unpack (mechgrok/transport.py) on real tiny runs."""
 
+import gzip
 import json
 import os
 import shutil
@@ -99,6 +100,13 @@ def test_pack_then_unpack_restores_the_finished_runs_and_never_overwrites(run_tr
     sizes = [r["bytes"] for r in manifest["runs"]]
     files = transport.pack([run_tree], tmp_path / "split", keep=(), max_mb=(max(sizes) + 20000) / 2**20)
     assert len(files) - 1 == 2
+    # --max-mb bounds each archive before compression, to the byte: a limit just large enough for the
+    # largest run alone is met by every archive; one byte less refuses that run
+    limit = max(len(gzip.open(f).read()) for f in files[:-1])
+    files = transport.pack([run_tree], tmp_path / "tight", keep=(), max_mb=limit / 2**20)
+    assert max(len(gzip.open(f).read()) for f in files[:-1]) <= limit
+    with pytest.raises(MechgrokError, match="over --max-mb"):
+        transport.pack([run_tree], tmp_path / "tighter", keep=(), max_mb=(limit - 1) / 2**20)
 
 
 def test_unpack_refuses_unsafe_or_broken_archives(run_tree, tmp_path):

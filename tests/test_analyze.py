@@ -96,6 +96,19 @@ def test_probes_find_a_planted_feature_and_not_shuffled_labels():
     assert probe_r2(X, target) > 0.95 and probe_r2(X, rng.permutation(target)) < 0.2
 
 
+def test_probe_decodes_a_sum_coded_on_a_circle_as_a_grokked_model_codes_it():
+    """(a + b) mod p carried by cos/sin of three frequencies (as in a grokked model): a linear rule
+    (the sum of cos(2 pi k (s - c) / p) over k, largest at c = s) decodes every pair, so must the probe."""
+    rng = np.random.default_rng(0)
+    p = 31
+    a, b = np.divmod(np.arange(p * p), p)
+    s = (a + b) % p
+    circle = np.concatenate([f(2 * np.pi * k * s[:, None] / p) for k in (1, 3, 5) for f in (np.cos, np.sin)], axis=1)
+    X = circle @ rng.standard_normal((6, 32)) + 0.05 * rng.standard_normal((p * p, 32))
+    assert probe_accuracy(X, s) > 0.95  # a one-vs-rest least-squares classifier scores about 0.8 here
+    assert probe_accuracy(X, a) < 0.2  # a alone is not in X
+
+
 def test_cli_bad_input_partial_runs_and_csv(arm_runs, tmp_path):
     good = tmp_path / "good.h5"
     shutil.copy(arm_runs["baseline"], good)

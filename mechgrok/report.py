@@ -1011,10 +1011,13 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
         for variant in sorted({r["variant"] for r in cal}):
             runs = select(cal, variant=variant)
             arms = sorted({r["arm"] for r in runs}, key=lambda a: (a != "baseline", a))
-            text = "; ".join(f"{arm} grokked {sum(r['grokked'] for r in mine)}/{len(mine)}" + (
-                f" (steps {', '.join(str(r['time_to_grok']) for r in mine if r['grokked'])})" if any(
-                    r["grokked"] for r in mine) else "") for arm in arms
-                for mine in [sorted(select(runs, arm=arm), key=lambda r: r["time_to_grok"])])
+            parts = []
+            for arm in arms:
+                mine = select(runs, arm=arm)
+                steps = sorted(r["time_to_grok"] for r in mine if r["grokked"])
+                parts.append(f"{arm} grokked {len(steps)}/{len(mine)}"
+                             + (f" (steps {', '.join(map(str, steps))})" if steps else ""))
+            text = "; ".join(parts)
             for arm in arms[1:]:
                 pairs = _seed_pairs(runs, arm)
                 if len(pairs) >= MIN_SEEDS:

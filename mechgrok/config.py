@@ -11,6 +11,7 @@ a configuration before it pays for those imports.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
@@ -70,6 +71,19 @@ def reading_settings(reading: str) -> dict[str, str]:
     """The settings a reading (a variant suffix such as 'split=random,lr=0.001') changes, as
     field name -> value text, in the reading's order."""
     return dict(item.partition("=")[::2] for item in reading.split(",") if item)
+
+
+def config_of_variant(variant: str, **fields) -> RunConfig:
+    """The config a variant name describes (``RunConfig.variant``: regime, then the changed
+    settings), with ``fields`` (arm, seed, ...) applied; ConfigError if it names no valid run."""
+    regime, _, reading = variant.partition("@")
+    values = {}
+    for name, text in reading_settings(reading).items():
+        try:
+            values[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            values[name] = text  # a plain word, e.g. split=random
+    return make_config(regime, **{**values, **fields})
 
 
 def stated_changes(reading: str) -> list[str]:

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import runstore, stats
 from .errors import MechgrokError
-from .results import collect, finished, select
+from .results import collect, finished, has_file, select
 
 ARM_COLORS = {"baseline": "#4d4d4d", "dream": "#d62728", "control": "#1f77b4", "grokfast": "#2ca02c",
               "dream-early": "#ff7f0e", "dream-plateau": "#9467bd"}
@@ -86,7 +86,9 @@ def _mark_events(ax, steps, color, y=0.0):
 # ---- from the results table ----------------------------------------------------------------------
 def learning_curves(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
     plt = _plt()
-    rows = select(finished(rows), variant=variant)
+    rows = [r for r in select(finished(rows), variant=variant) if has_file(r)]  # curves need /metrics
+    if not rows:
+        return [], {}
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4), sharex=True)
     plotted = {}
     for arm in _arms(rows):
@@ -297,8 +299,13 @@ def probe_curves(items, variant: str, out: Path) -> list[Path]:
     return _save(fig, out, f"probes_{_safe(variant)}")
 
 
-def make_all(rows, out: str | Path) -> list[Path]:
-    """Every figure the runs (and their analyses) allow; returns the files written."""
+FIGURE_PREFIXES = ("curves_", "km_", "speedup", "spectrum_", "fourier_", "norms_", "landscape_", "probes_")
+
+
+def make_all(rows, out: str | Path, prune: bool = False) -> list[Path]:
+    """Every figure the runs (and their analyses) allow; returns the files written. With ``prune``,
+    figures of this module's names (FIGURE_PREFIXES) in ``out`` that this call did not write are
+    removed, so the folder holds exactly the figures the runs give now."""
     out = Path(out)
     fin = finished(rows)
     paths: list[Path] = []
@@ -315,6 +322,11 @@ def make_all(rows, out: str | Path) -> list[Path]:
         if name == "fourier":
             for r, a, _ in items:
                 paths += spectrum(r, a, out)
+    if prune:
+        written = set(paths)
+        for f in sorted(out.glob("*")):
+            if f.suffix in (".png", ".pdf") and f.name.startswith(FIGURE_PREFIXES) and f not in written:
+                f.unlink()
     return paths
 
 

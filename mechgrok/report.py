@@ -46,9 +46,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, runstore, stats
-from .config import OPEN_CHOICES, REGIMES, RunConfig, make_config, reading_settings, stated_changes
+from .config import OPEN_CHOICES, REGIMES, RunConfig, config_of_variant, make_config, reading_settings, stated_changes
 from .errors import MechgrokError
-from .results import collect, compute_text, finished, process_seconds, select, write_csv
+from .results import carry, collect, compute_text, finished, has_file, process_seconds, read_csv, select, write_csv
 
 ALPHA = 0.05
 MIN_SEEDS = 3
@@ -105,6 +105,11 @@ def _f(v, digits=3) -> str:
     if isinstance(v, float) and math.isinf(v):
         return "inf" if v > 0 else "-inf"
     return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+
+
+def _cell(v: float) -> str:
+    """A table cell for a summary number: '-' where unknown, whole numbers (steps) as integers."""
+    return "-" if math.isnan(v) else str(int(v)) if float(v).is_integer() else _f(v)
 
 
 def _ci(lo, hi) -> str:
@@ -320,27 +325,12 @@ class Audit:
         return Verdict("C4", "permutation test of mean peak test accuracy, dream vs baseline", self._seeds(dream), n,
                        f"difference {_f(float(diff_mean))} (dream mean {_f(boot[0])})", "n/a", p, verdict, notes)
 
-    def _event_effects(self, rows: list[dict]) -> tuple[list[float], dict[int, float]]:
-        """Per run: mean train-accuracy drop at its replay events; mean test-accuracy change over the
-        eval window after each event (by seed)."""
-        drops, rises = [], {}
-        for r in rows:
-            ev = runstore.read_table(r["path"], "events")
-            m = runstore.read_table(r["path"], "metrics")
-            sel = ev["extra_steps"] > 0
-            if r["arm"] == "baseline":
-                sel = np.ones(len(ev["step"]), bool)
-            if not sel.any():
-                continue
-            drops.append(float(np.mean(ev["train_acc_before"][sel] - ev["train_acc_after"][sel])))
-            steps = list(m["step"])
-            changes = []
-            for s, before in zip(ev["step"][sel], ev["test_acc_before"][sel]):
-                nxt = [i for i, t in enumerate(steps) if t > s]
-                if nxt:
-                    changes.append(m["test_acc"][nxt[0]] - before)
-            if changes:
-                rises[r["seed"]] = float(np.mean(changes))
+    @staticmethod
+    def _event_effects(rows: list[dict]) -> tuple[list[float], dict[int, float]]:
+        """Per run with replay events: its mean train-accuracy drop at them, and (by seed) its mean
+        test-accuracy change over the evaluation window after each (results.event_effects)."""
+        drops = [r["event_drop"] for r in rows if not math.isnan(r["event_drop"])]
+        rises = {r["seed"]: r["event_test_change"] for r in rows if not math.isnan(r["event_test_change"])}
         return drops, rises
 
     def c5(self) -> Verdict:
@@ -384,7 +374,7 @@ class Audit:
             out[r["seed"]] = (arrays, attrs)
         return out
 
-    def c6(self) -> Verdict:
+    def c6(self) -> Verdict:  # needs each run's Fourier series: the run files themselves
         dream, base = self.arm("hard", "dream"), self.arm("hard", "baseline")
         if not dream or not base:
             return self.missing("C6", {"hard": ["baseline", "dream"]}, "Fourier sparsity of W_E, dream vs baseline")
@@ -393,7 +383,7 @@ class Audit:
         if not seeds:
             return Verdict("C6", "Fourier sparsity (top-5 share of W_E), dream minus baseline at shared checkpoints",
                            self._seeds(dream), 0, "n/a", "n/a", math.nan, "inconclusive at n = 0",
-                           ["needs: python -m mechgrok.analyze fourier " + " ".join(r["path"] for r in dream + base)])
+                           [_needs_files("fourier", dream + base)])
         diffs, notes = [], []
         for s in seeds:
             a, b = fd[s][0], fb[s][0]
@@ -516,8 +506,7 @@ class Audit:
                        [f"extra example passes are {100 * extra_share:.2f}% of the regular ones (not matched to baseline)"])
 
     def c12(self) -> Verdict:
-        rows = self.arm("hard", "baseline") or self.arm("hard", "dream")
-        cfg = make_config("hard") if not rows else runstore.read_config(rows[0]["path"])
+        cfg = config_of_variant(self.variant("hard"))  # the split follows from the reading alone
         from .data import split_indices
 
         train_idx, test_idx = split_indices(cfg)
@@ -559,6 +548,18 @@ class Audit:
 
 
 # ---- document ------------------------------------------------------------------------------------
+def _needs_files(analysis: str, rows: list[dict]) -> str:
+    """What an analysis-based verdict without data needs: the analysis run on the files that are here,
+    or (runs carried from the results table without files) the runs trained again."""
+    here = [r["path"] for r in rows if has_file(r)]
+    gone = len(rows) - len(here)
+    parts = [f"python -m mechgrok.analyze {analysis} " + " ".join(here)] if here else []
+    if gone:
+        parts.append(f"{gone} runs trained again (their files are not on this machine; rows carried from the "
+                     "results table)")
+    return "needs: " + "; ".join(parts)
+
+
 def readings(rows: list[dict]) -> list[str]:
     """Regime readings of the paper present among the runs ('' = the paper's stated setup);
     variants that change a stated setting (calibrations) are left out."""
@@ -746,29 +747,19 @@ def _verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
             for v in verdicts]
 
 
+# the results table's analysis summaries (results.ANALYSIS_COLUMNS), in the order of the table below
+MECHANISTIC_COLUMNS = ("emergence_step", "emergence_event_distance", "final_top_share", "median_event_ratio",
+                       "mem_alg_barrier_train", "mem_alg_chord_barrier_train", "mem_final_chord_barrier_train",
+                       "median_event_barrier_train", "probe_acc_sum")
+
+
 def _mechanistic_section(rows: list[dict]) -> str:
     out = ["## Mechanistic evidence (C5, C6, C12)", ""]
     body = []
     for r in sorted(finished(rows), key=lambda r: (r["variant"], r["arm"], r["seed"])):
-        cells = [r["variant"], r["arm"], str(r["seed"])]
-        got = False
-        for name, keys in (("fourier", ("emergence_step", "emergence_event_distance", "final_top_share")),
-                           ("norms", ("median_event_ratio",)),
-                           ("landscape", ("mem_alg_barrier_train", "mem_alg_chord_barrier_train",
-                                          "mem_final_chord_barrier_train", "median_event_barrier_train"))):
-            try:
-                _, attrs = runstore.read_analysis(r["path"], name)
-                cells += [_f(attrs.get(k)) for k in keys]
-                got = True
-            except MechgrokError:
-                cells += ["-"] * len(keys)
-        try:  # held-out accuracy of the linear probe of (a + b) mod p after the last layer, final checkpoint
-            cells.append(_f(runstore.read_analysis(r["path"], "probes")[1]["final"]["acc_sum"][-1]))
-            got = True
-        except MechgrokError:
-            cells.append("-")
-        if got:
-            body.append(cells)
+        values = [r[c] for c in MECHANISTIC_COLUMNS]
+        if not all(math.isnan(v) for v in values):  # analysed (summaries kept in the results table)
+            body.append([r["variant"], r["arm"], str(r["seed"])] + [_cell(v) for v in values])
     if not body:
         out.append("No run has been analysed yet: `python -m mechgrok.analyze fourier runs/` (and `norms`, "
                    "`landscape`, `probes`).")
@@ -907,11 +898,20 @@ def _detail_line(v: Verdict, with_effect: bool = False) -> str:
 
 
 def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path | None = None,
-          readme: str | Path | None = None) -> tuple[Path, list[Verdict]]:
+          readme: str | Path | None = None, table: str | Path | None = None) -> tuple[Path, list[Verdict]]:
     """Write REPORT.md, report.html and runs.csv for the runs under ``paths`` (figures into
     ``figures_dir``, default OUT/figures; with ``readme``, replace its Findings block); return
-    the verdicts of the paper's stated reading."""
-    rows, problems = collect(paths)
+    the verdicts of the paper's stated reading.
+
+    With ``table`` (an earlier runs.csv), its finished runs whose files are not on this machine
+    are carried (results.carry): every statistic computed from table rows includes them, and the
+    new runs.csv keeps them; what needs the files themselves (C6's Fourier series, learning curves,
+    analysis figures) comes from the runs whose files are here, and the report says how many."""
+    table_rows = read_csv(table) if table is not None else []
+    rows, problems = collect(paths, allow_empty=bool(table_rows))
+    rows, n_carried = carry(rows, table_rows)
+    if not rows:
+        raise MechgrokError(f"no run files under {', '.join(map(str, paths))} and no finished runs in {table}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fig_dir = Path(figures_dir) if figures_dir is not None else out / "figures"
@@ -921,11 +921,14 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
     main_reading = "" if "" in audits else reads[0]
     verdicts = audits[main_reading]
     fin = finished(rows)
+    n_running = sum(1 for r in rows if not r["finished"])
+    n_shorter = len(rows) - n_running - len(fin)
     lines = ["# Claims audit: \"Accelerating Grokking through Targeted Replay of Failures\"", "",
              f"Generated by `python -m mechgrok.report` (mechgrok {__version__}, commit {_git_commit()}) on "
-             f"{datetime.now(timezone.utc).date()} from {len(rows)} run files ({len(fin)} finished, "
-             f"{len(rows) - len(fin)} still training and left out){'; unreadable: ' + str(len(problems)) if problems else ''}. "
-             f"Compute in the finished runs: {compute_text(fin)}.", "",
+             f"{datetime.now(timezone.utc).date()} from {len(rows)} runs: {len(fin)} finished; {n_running} still "
+             f"training and left out; {n_shorter} shorter budgets of a seed run longer, counted once"
+             f"{'; unreadable: ' + str(len(problems)) if problems else ''}. "
+             f"Compute in the finished runs: {compute_text(fin)}.", "", *_carried_text(rows, n_carried, table),
              "Verdicts are computed by the rules in the module docstring of mechgrok/report.py: log-rank test and "
              "bootstrap interval of the Kaplan-Meier median speed-up for speed claims, a sign test for claimed grok "
              "times, equivalence within [2/3, 3/2] for claims of no effect, alpha = 0.05, and no verdict below "
@@ -956,7 +959,7 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
     if figures and fin:
         from .figures import make_all
 
-        figs = make_all(rows, fig_dir)
+        figs = make_all(rows, fig_dir, prune=True)
         rel = Path(os.path.relpath(fig_dir, out))
         lines += ["## Figures", ""] + [f"![{f.stem}]({(rel / f.name).as_posix()})" for f in figs if f.suffix == ".png"]
     text = "\n".join(lines) + "\n"
@@ -965,6 +968,19 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
     if readme is not None:
         splice_findings(readme, findings(verdicts, rows, out, audits))
     return out / "REPORT.md", verdicts
+
+
+def _carried_text(rows: list[dict], n_carried: int, table) -> list[str]:
+    """The header paragraph on runs carried from an earlier results table without their files."""
+    if not n_carried:
+        return []
+    with_files = sum(1 for r in finished(rows) if has_file(r))
+    return [f"{n_carried} of these rows come from the results table `{table}` without their run files (trained "
+            "earlier; the files are not on this machine). They enter every statistic computed from the table's "
+            "columns: times to grok, peak accuracies, replay counts, surprise, replay-event effects and analysis "
+            "summaries, where the table holds them. What needs the files themselves (C6's Fourier series, the "
+            f"learning curves and analysis figures) comes from the {with_files} finished runs whose files are here.",
+            ""]
 
 
 FINDINGS_START = "<!-- findings:start (generated by python -m mechgrok.report; do not edit) -->"
@@ -1117,10 +1133,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-figures", action="store_true", help="skip the figures")
     ap.add_argument("--figures-dir", help="where the figures go (OUT/figures)")
     ap.add_argument("--readme", help="replace the Findings block of this README")
+    ap.add_argument("--table", help="an earlier results table whose runs without files here are carried "
+                                    "(default: OUT/runs.csv if it exists)")
+    ap.add_argument("--no-table", action="store_true", help="use only the run files under PATHS")
     args = ap.parse_args(argv)
+    table = None if args.no_table else args.table or (Path(args.out) / "runs.csv")
     try:
+        if table is not None and not Path(table).is_file():
+            if args.table:
+                raise MechgrokError(f"{table}: no such results table")
+            table = None
         path, verdicts = build(args.paths, args.out, figures=not args.no_figures, figures_dir=args.figures_dir,
-                               readme=args.readme)
+                               readme=args.readme, table=table)
     except MechgrokError as exc:
         print(f"python -m mechgrok.report: error: {exc}", file=sys.stderr)
         return 2

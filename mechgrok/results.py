@@ -14,6 +14,14 @@ that is still training (status ``running``) is *not* a censored observation: its
 row has ``finished = False`` and statistics leave it out. ``steps_trained`` is the last
 step the run reached (a grokked run trains on for ``stop_after_grok`` steps); compute
 per step is ``process_seconds(row) / steps_trained``.
+
+The table also carries what the report needs from each file, so that it outlives the
+file: the per-run replay-event effects (``event_drop``, ``event_test_change``, C5) and
+the summaries of the analyses stored in the file (``ANALYSIS_COLUMNS``; NaN where an
+analysis has not been run). :func:`carry` merges the rows of an earlier table whose
+run files are not on this machine: they enter every statistic computed from rows, and
+only what needs the files themselves (Fourier series, learning curves) leaves them out
+(:func:`has_file`).
 """
 
 from __future__ import annotations
@@ -31,7 +39,22 @@ from .errors import MechgrokError, RunFileError
 COLUMNS = ("variant", "regime", "split", "batch_size", "arm", "seed", "status", "finished", "grokked",
            "time_to_grok", "budget", "steps_trained", "peak_test_acc", "final_test_acc", "final_train_acc",
            "memorised_step", "events", "extra_updates", "regular_passes", "extra_passes", "surprise_ratio",
-           "selected_surprise", "device", "batch_runs", "config_hash", "wall_time_s", "path")
+           "selected_surprise", "event_drop", "event_test_change", "emergence_step", "emergence_event_distance",
+           "final_top_share", "median_event_ratio", "mem_alg_barrier_train", "mem_alg_chord_barrier_train",
+           "mem_final_chord_barrier_train", "median_event_barrier_train", "probe_acc_sum", "device", "batch_runs",
+           "config_hash", "wall_time_s", "path")
+
+# summaries of the analyses stored in a run file: column -> (analysis, attribute)
+ANALYSIS_COLUMNS = {
+    "emergence_step": ("fourier", "emergence_step"),
+    "emergence_event_distance": ("fourier", "emergence_event_distance"),
+    "final_top_share": ("fourier", "final_top_share"),
+    "median_event_ratio": ("norms", "median_event_ratio"),
+    "mem_alg_barrier_train": ("landscape", "mem_alg_barrier_train"),
+    "mem_alg_chord_barrier_train": ("landscape", "mem_alg_chord_barrier_train"),
+    "mem_final_chord_barrier_train": ("landscape", "mem_final_chord_barrier_train"),
+    "median_event_barrier_train": ("landscape", "median_event_barrier_train"),
+}
 
 
 def _batch_runs(row: dict) -> int:
@@ -74,6 +97,45 @@ def find_run_files(paths) -> list[Path]:
     return sorted(set(found))
 
 
+def has_file(row: dict) -> bool:
+    """Whether the row was read from its run file, which is on this machine (a row carried from an
+    earlier table was not: its file may be gone, or hold a run being trained again)."""
+    return not row.get("carried") and Path(row["path"]).is_file()
+
+
+def event_effects(arm: str, events: dict, metrics: dict) -> tuple[float, float]:
+    """One run's replay-event effects (C5): the mean train-accuracy drop over its replay events
+    (in baseline, over every aligned event, where nothing is replayed), and the mean change of
+    test accuracy from just before an event to the next evaluation after it. NaN without events."""
+    if not len(events["step"]):
+        return math.nan, math.nan
+    sel = np.ones(len(events["step"]), bool) if arm == "baseline" else events["extra_steps"] > 0
+    if not sel.any():
+        return math.nan, math.nan
+    drop = float(np.mean(events["train_acc_before"][sel] - events["train_acc_after"][sel]))
+    changes = []
+    for s, before in zip(events["step"][sel], events["test_acc_before"][sel]):
+        later = np.nonzero(metrics["step"] > s)[0]
+        if len(later):
+            changes.append(metrics["test_acc"][later[0]] - before)
+    return drop, float(np.mean(changes)) if changes else math.nan
+
+
+def _analysis_summaries(path: Path) -> dict:
+    """ANALYSIS_COLUMNS and ``probe_acc_sum`` (held-out accuracy of the (a+b) probe on the last
+    layer at the final checkpoint) from the file's /analysis groups; NaN where absent."""
+    out = {col: math.nan for col in (*ANALYSIS_COLUMNS, "probe_acc_sum")}
+    attrs = runstore.read_analysis_attrs(path)
+    for col, (name, key) in ANALYSIS_COLUMNS.items():
+        value = attrs.get(name, {}).get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[col] = float(value)
+    final = attrs.get("probes", {}).get("final")
+    if isinstance(final, dict) and final.get("acc_sum"):
+        out["probe_acc_sum"] = float(final["acc_sum"][-1])
+    return out
+
+
 def summarise(path: str | os.PathLike) -> dict:
     """One row of the results table (see COLUMNS) for the run file at ``path``."""
     path = Path(path)
@@ -91,6 +153,7 @@ def summarise(path: str | os.PathLike) -> dict:
         replayed &= events["step"] <= int(attrs["grok_step"])
     sel, mem = events["selected_surprise_mean"][replayed], events["memory_surprise_mean"][replayed]
     ratio = float(np.mean(sel / mem)) if replayed.any() else math.nan
+    drop, change = event_effects(cfg.arm, events, metrics)
     return {
         "variant": cfg.reading(), "regime": cfg.regime, "split": cfg.split,
         "batch_size": "full" if cfg.batch_size is None else cfg.batch_size, "arm": cfg.arm, "seed": cfg.seed,
@@ -103,21 +166,45 @@ def summarise(path: str | os.PathLike) -> dict:
         "extra_updates": int(events["extra_steps"].sum()) if len(events["step"]) else 0,
         "regular_passes": int(attrs.get("passes_fwd_regular", 0)), "extra_passes": int(attrs.get("passes_fwd_extra", 0)),
         "surprise_ratio": ratio, "selected_surprise": float(np.mean(sel)) if replayed.any() else math.nan,
+        "event_drop": drop, "event_test_change": change, **_analysis_summaries(path),
         "device": str(attrs.get("device", "")), "batch_runs": int(attrs.get("batch_runs", 1)),
         "config_hash": str(attrs.get("config_hash", cfg.config_hash())),
         "wall_time_s": float(attrs.get("wall_time_s", math.nan)), "path": str(path),
     }
 
 
-def collect(paths) -> tuple[list[dict], list[str]]:
-    """Rows for every readable run file under ``paths``, and one line per file that is not."""
+def collect(paths, allow_empty: bool = False) -> tuple[list[dict], list[str]]:
+    """Rows for every readable run file under ``paths``, and one line per file that is not.
+    With ``allow_empty``, folders without run files give no rows instead of an error."""
     rows, problems = [], []
-    for path in find_run_files(paths):
+    try:
+        files = find_run_files(paths)
+    except MechgrokError:
+        if not allow_empty or not all(Path(p).exists() for p in paths):
+            raise
+        files = []
+    for path in files:
         try:
             rows.append(summarise(path))
         except (RunFileError, KeyError, OSError) as exc:
             problems.append(str(exc) if isinstance(exc, RunFileError) else f"{path}: unreadable run file ({exc})")
     return rows, problems
+
+
+def carry(rows: list[dict], table: list[dict]) -> tuple[list[dict], int]:
+    """``rows`` (read from run files) plus the finished rows of an earlier results table
+    (``read_csv``) whose run files are not on this machine, and how many were carried.
+
+    A run is identified by its ``config_hash`` (the whole configuration, seed and budget
+    included) or its path: a finished run read from a file replaces the table row of the
+    same run. A table row stays while its run is being trained again here (its file is
+    unfinished). Unfinished table rows are dropped: they never were observations. Carried
+    rows are marked ``carried`` and never read from a file (``has_file`` is False)."""
+    done = [r for r in rows if r["finished"]]
+    have = {r["config_hash"] for r in done} | {str(Path(r["path"])) for r in done}
+    carried = [{**r, "carried": True} for r in table if r["finished"] and r["config_hash"] not in have
+               and str(Path(r["path"])) not in have]
+    return rows + carried, len(carried)
 
 
 def finished(rows: list[dict]) -> list[dict]:
@@ -152,12 +239,21 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
     ints = ("seed", "time_to_grok", "budget", "steps_trained", "memorised_step", "events", "extra_updates",
             "regular_passes", "extra_passes", "batch_runs")
     floats = ("peak_test_acc", "final_test_acc", "final_train_acc", "surprise_ratio", "selected_surprise",
-              "wall_time_s")
+              "wall_time_s", "event_drop", "event_test_change", *ANALYSIS_COLUMNS, "probe_acc_sum")
+    try:
+        return _read_csv(path, ints, floats)
+    except (KeyError, ValueError, OSError, csv.Error) as exc:
+        raise MechgrokError(f"{path}: not a readable results table ({type(exc).__name__}: {exc})") from None
+
+
+def _read_csv(path, ints, floats) -> list[dict]:
     rows = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
             r.setdefault("batch_runs", "1")  # tables written before these columns existed
             r.setdefault("steps_trained", r["time_to_grok"] if r["grokked"] != "True" else "-1")
+            for k in ("event_drop", "event_test_change", *ANALYSIS_COLUMNS, "probe_acc_sum"):
+                r.setdefault(k, "nan")  # columns added later: unknown for rows of older tables
             for k in ints:
                 r[k] = int(r[k])
             for k in floats:

@@ -396,8 +396,24 @@ def read_analysis(path: str | os.PathLike, name: str) -> tuple[dict[str, np.ndar
             raise RunFileError(f"{path}: no '{name}' analysis (run python -m mechgrok.analyze {name} {path})")
         arrays = {}
         g.visititems(lambda key, obj: arrays.__setitem__(key, obj[...]) if isinstance(obj, h5py.Dataset) else None)
-        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in g.attrs.items()}
-        return arrays, {k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for k, v in attrs.items()}
+        return arrays, _decoded_attrs(g)
+
+
+def read_analysis_attrs(path: str | os.PathLike) -> dict[str, dict]:
+    """Attributes (summaries) of every complete ``/analysis/<name>`` group, by name, without
+    reading their arrays; JSON text decoded as in read_analysis."""
+    path = Path(path)
+    out = {}
+    with _open(path, "r") as f:
+        for name, g in f.get("analysis", {}).items():
+            if g.attrs.get("complete", False):
+                out[name] = _decoded_attrs(g)
+    return out
+
+
+def _decoded_attrs(g) -> dict:
+    attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in g.attrs.items()}
+    return {k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for k, v in attrs.items()}
 
 
 # ---- the training lock: <run file>.lock -----------------------------------------------------------

@@ -394,11 +394,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="python -m mechgrok.stats", description="Time-to-grok statistics of run files.")
     ap.add_argument("paths", nargs="+", help="run files or folders (searched recursively)")
     ap.add_argument("--csv", help="also write the table as CSV here")
+    ap.add_argument("--table", help="also the finished runs of this results table (results/runs.csv) whose "
+                                    "files are not here")
     args = ap.parse_args(argv)
-    from .results import collect
+    from .results import carry, collect, read_csv
 
     try:
-        rows, problems = collect(args.paths)
+        table_rows = read_csv(args.table) if args.table else []
+        rows, problems = collect(args.paths, allow_empty=bool(table_rows))
+        rows, n_carried = carry(rows, table_rows)
+        if n_carried:
+            print(f"from {args.table}: {n_carried} finished rows whose files are not here")
         for line in problems:
             print(f"skipped: {line}", file=sys.stderr)
         unfinished = [r for r in rows if not r["finished"]]

@@ -91,6 +91,18 @@ def plan(regimes, arms, seeds, out: str | Path, **overrides) -> list[Job]:
     return jobs
 
 
+def done_elsewhere(jobs: list[Job], table: str | Path) -> tuple[list[Job], list[Job]]:
+    """Split ``jobs`` into those to run and those a results table (``results/runs.csv``) holds as
+    finished, identified by config hash, whose files are not here: trained on another machine or
+    in an earlier session whose files are gone. A job whose file is here is always kept (the
+    file decides)."""
+    from .results import read_csv
+
+    finished = {r["config_hash"] for r in read_csv(table) if r["finished"]}
+    elsewhere = [j for j in jobs if not j.path.exists() and j.cfg.config_hash() in finished]
+    return [j for j in jobs if j not in elsewhere], elsewhere
+
+
 def check(jobs: list[Job]) -> dict[str, list[Job]]:
     """Sort jobs into ``new``, ``resume`` and ``done`` from what is on disk.
     Raises MechgrokError (naming the first bad file) if any file holds something else."""
@@ -385,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--address", help="ray: address of an existing cluster (host:port, ray://host:port, auto); "
                                       "none starts a local Ray instance")
     ap.add_argument("--dry-run", action="store_true", help="list the runs and what would happen to each")
+    ap.add_argument("--done", metavar="TABLE", help="leave out runs this results table holds as finished whose "
+                                                    "files are not here (e.g. results/runs.csv)")
     ap.add_argument("--batch-runs", type=int, default=1,
                     help="local backend: train up to this many runs that differ only in their seed in one "
                          "worker, as one batch with stacked parameters (mechgrok/batch.py); arms "
@@ -412,7 +426,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads < 1:
             raise MechgrokError(f"--threads must be positive, got {args.threads}")
         jobs = plan(args.regimes, args.arms, parse_seeds(args.seeds), args.out, **overrides_from_args(args))
+        elsewhere: list[Job] = []
+        if args.done:
+            jobs, elsewhere = done_elsewhere(jobs, args.done)
+            print(f"sweep: {len(elsewhere)} runs finished in {args.done} (files not here) left out")
         if args.dry_run:
+            for job in elsewhere:
+                print(f"{'table':<6} {job.path}")
             states = check(jobs)
             for job in jobs:
                 state = next(s for s, js in states.items() if job in js)

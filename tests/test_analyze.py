@@ -47,10 +47,17 @@ def test_every_analysis_stores_results_and_leaves_training_data_alone(dream_copy
     from mechgrok import report
     from mechgrok.results import collect
 
-    row = report._mechanistic_section(collect([dream_copy])[0]).splitlines()[-1].split(" | ")
+    section = report._mechanistic_section(collect([dream_copy])[0])
+    row = section.splitlines()[-1].split(" | ")
     probe = runstore.read_analysis(dream_copy, "probes")[1]["final"]
     assert row[-1] == f"{probe['acc_sum'][-1]:.3g} |"
     assert row[5] == f"{runstore.read_analysis(dream_copy, 'fourier')[1]['final_top_share']:.3g}"
+    # the summaries live on in the results table once the run file is gone
+    from mechgrok.results import read_csv, write_csv
+
+    write_csv(collect([dream_copy])[0], dream_copy.with_suffix(".csv"))
+    dream_copy.unlink()
+    assert report._mechanistic_section(read_csv(dream_copy.with_suffix(".csv"))) == section
 
 
 def test_fourier_and_norms_values_are_consistent(dream_copy):

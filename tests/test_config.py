@@ -66,6 +66,13 @@ def test_variant_names_every_changed_setting():
     assert make_config("hard", "dream", 3).variant() == "hard"
     assert make_config("hard", "dream", 3, split="random", batch_size=512).variant() == \
         "hard@split=random,batch_size=512"
+    # and the name gives the config back (the report rebuilds a reading's split from it)
+    from mechgrok.config import config_of_variant
+
+    for kw in ({}, {"split": "random", "batch_size": 512}, {"train_fraction": 0.3, "lr": 1e-3, "split": "random"},
+               {"dream_selection": "sampled", "dream_alpha": 2.0, "p": 13, "train_end": 6, "dream_k": 20}):
+        cfg = make_config("easy", "control", 7, **kw)
+        assert config_of_variant(cfg.variant(), arm="control", seed=7) == cfg
 
 
 def test_event_schedule_and_numbering():

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 
@@ -13,7 +14,7 @@ from conftest import ROOT
 from mechgrok import figures, report, runstore, stats
 from mechgrok.config import make_config
 from mechgrok.data import split_indices
-from mechgrok.results import collect, read_csv
+from mechgrok.results import collect, finished, has_file, read_csv
 
 EVAL = 200
 
@@ -133,6 +134,65 @@ def test_report_and_figures_from_run_files(tmp_path):
     _, plotted = figures.speedup(rows, tmp_path / "figs")
     assert plotted[("hard", "dream")][0] == pytest.approx(table["dream"]["speedup"])
     assert (tmp_path / "figs" / "km_hard.pdf").stat().st_size > 1000
+
+
+def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, capsys):
+    """A fresh machine without the run files regenerates the same table-based verdicts from the committed
+    results table; a run file that is here replaces its table row; the learning curves of runs without
+    files are not drawn (and a stale figure of them is removed)."""
+    runs = _grid(tmp_path / "runs", {"baseline": 8000, "dream": 2000, "control": 8000}, range(6))
+    synth_run(runs / "rnd.h5", "dream", 0, 4000, split="random")  # a second reading, kept as a file
+    out, figs = tmp_path / "out", tmp_path / "figs"
+    _, first = report.build([runs], out, figures_dir=figs)
+    first_dream1 = [r["time_to_grok"] for r in read_csv(out / "runs.csv") if r["arm"] == "dream" and r["seed"] == 1
+                    and r["variant"] == "hard"][0]
+    first = {v.id: v for v in first}
+    assert (figs / "curves_hard.png").exists()
+    for f in runs.glob("*.h5"):
+        if f.name != "rnd.h5":
+            f.unlink()
+    (tmp_path / "runs.csv").write_text((out / "runs.csv").read_text())
+    _, again = report.build([runs], out, figures_dir=figs, table=tmp_path / "runs.csv")
+    again = {v.id: v for v in again}
+    for cid in ("C3", "C5", "C9", "C10", "C11", "C12"):
+        assert (again[cid].verdict, again[cid].effect, again[cid].n) == \
+            (first[cid].verdict, first[cid].effect, first[cid].n), cid
+    assert first["C5"].verdict != "no runs" and again["C5"].n == 6  # replay-event effects kept in the table
+    assert again["C6"].notes == ["needs: 12 runs trained again (their files are not on this machine; rows "
+                                 "carried from the results table)"]
+    text = (out / "REPORT.md").read_text()
+    assert "18 of these rows come from the results table" in text and "from the 1 finished runs whose files" in text
+    assert len(read_csv(out / "runs.csv")) == 19  # the carried rows stay in the new table
+    assert not (figs / "curves_hard.png").exists() and (figs / "km_hard.png").exists()
+    assert (figs / "curves_hard_split-random.png").exists()
+    # the statistics command line carries them the same way
+    assert stats.main([str(runs), "--table", str(tmp_path / "runs.csv")]) == 0
+    assert "18 finished rows whose files are not here" in capsys.readouterr().out
+    # without the table, only the file that is here counts
+    _, alone = report.build([runs], tmp_path / "alone", figures=False)
+    assert {v.id: v for v in alone}["C3"].verdict == "no runs"
+    # a run file that is here replaces the table row of the same run (same config hash)
+    synth_run(runs / "d0.h5", "dream", 0, 6000)
+    rows, n = report.carry(collect([runs])[0], read_csv(tmp_path / "runs.csv"))
+    dream0 = [r for r in rows if r["arm"] == "dream" and r["seed"] == 0 and r["variant"] == "hard"]
+    assert n == 17 and len(dream0) == 1 and dream0[0]["time_to_grok"] == 6000
+    # ... once it has finished: while a run is trained again, its table row stays
+    synth_run(runs / "d1.h5", "dream", 1, 6000)
+    with h5py.File(runs / "d1.h5", "r+") as f:
+        f.attrs["status"] = "running"
+    rows, n = report.carry(collect([runs])[0], read_csv(tmp_path / "runs.csv"))
+    dream1 = [r for r in finished(rows) if r["arm"] == "dream" and r["seed"] == 1 and r["variant"] == "hard"]
+    assert n == 17 and len(dream1) == 1 and dream1[0]["time_to_grok"] == first_dream1 and not has_file(dream1[0])
+
+
+def test_report_table_bad_input(tmp_path):
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    for extra in (["--table", str(tmp_path / "bad.csv")], ["--table", str(tmp_path / "missing.csv")]):
+        r = subprocess.run([sys.executable, "-m", "mechgrok.report", str(tmp_path), "--out", str(tmp_path / "o"),
+                            "--no-figures", *extra], capture_output=True, text=True, cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+        assert not (tmp_path / "o" / "REPORT.md").exists()
 
 
 def test_bad_input(tmp_path):

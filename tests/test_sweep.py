@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, TINY
 from mechgrok import runstore
 from mechgrok.errors import MechgrokError
-from mechgrok.sweep import parse_seeds, plan, run_local
+from mechgrok.sweep import done_elsewhere, parse_seeds, plan, run_local
 from test_loop import _contents, _same
 
 SWEEP_FLAGS = ["--p", "13", "--train-end", "6", "--steps", "400", "--eval-every", "50", "--checkpoint-every",
@@ -37,6 +37,27 @@ def test_plan_orders_by_seed_then_arm(tmp_path):
     jobs = plan(GRID["regimes"], GRID["arms"], GRID["seeds"], tmp_path, **SETTINGS)
     assert [(j.cfg.seed, j.cfg.arm) for j in jobs] == [(0, "baseline"), (0, "dream"), (1, "baseline"), (1, "dream")]
     assert all(j.path.is_relative_to(tmp_path) and j.path.name == f"seed{j.cfg.seed}.h5" for j in jobs)
+
+
+def test_runs_finished_in_a_results_table_are_not_trained_again(tmp_path):
+    """A fresh machine without the run files: the committed table says which runs are done."""
+    from test_report import synth_run
+
+    from mechgrok.results import collect, write_csv
+
+    jobs = plan(GRID["regimes"], GRID["arms"], GRID["seeds"], tmp_path / "runs", **SETTINGS)
+    elsewhere = tmp_path / "elsewhere.h5"
+    synth_run(elsewhere, "dream", 1, None, budget=400, **{k: v for k, v in SETTINGS.items() if k != "steps"})
+    write_csv(collect([elsewhere])[0], tmp_path / "runs.csv")
+    elsewhere.unlink()
+    todo, done = done_elsewhere(jobs, tmp_path / "runs.csv")
+    assert [(j.cfg.arm, j.cfg.seed) for j in done] == [("dream", 1)] and len(todo) == 3
+    r = _sweep_cli("--arms", "baseline", "dream", "--seeds", "0-1", "--out", tmp_path / "runs", "--dry-run",
+                   "--done", tmp_path / "runs.csv", *SWEEP_FLAGS)
+    assert r.returncode == 0, r.stderr
+    assert [ln.split()[0] for ln in r.stdout.splitlines()[1:]] == ["table", "new", "new", "new"]
+    bad = _sweep_cli("--seeds", "0", "--out", tmp_path / "runs", "--done", tmp_path / "none.csv", *SWEEP_FLAGS)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_sweep_completes_then_does_nothing_and_an_interrupted_sweep_ends_identical(tmp_path):

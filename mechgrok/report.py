@@ -359,8 +359,9 @@ class Audit:
             verdict = "supported"
         else:
             verdict = f"inconclusive at n = {min(n, len(paired))}"
+        measured = [r for r in dream if not math.isnan(r["event_drop"])]
         return Verdict("C5", "bootstrap intervals of per-run event effects (drop; test rise vs baseline)",
-                       self._seeds(dream), min(n, len(paired)) if paired else n,
+                       self._seeds(measured), min(n, len(paired)) if paired else n,
                        f"drop {_f(d_mean)}; rise vs baseline {_f(r_mean)}", f"{_ci(d_lo, d_hi)}; {_ci(r_lo, r_hi)}",
                        math.nan, verdict, notes)
 
@@ -382,7 +383,7 @@ class Audit:
         seeds = sorted(set(fd) & set(fb))
         if not seeds:
             return Verdict("C6", "Fourier sparsity (top-5 share of W_E), dream minus baseline at shared checkpoints",
-                           self._seeds(dream), 0, "n/a", "n/a", math.nan, "inconclusive at n = 0",
+                           "-", 0, "n/a", "n/a", math.nan, "inconclusive at n = 0",
                            [_needs_files("fourier", dream + base)])
         diffs, notes = [], []
         for s in seeds:

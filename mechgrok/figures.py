@@ -31,7 +31,7 @@ import numpy as np
 
 from . import runstore, stats
 from .errors import MechgrokError
-from .results import collect, finished, has_file, select
+from .results import collect, curve, finished, select
 
 ARM_COLORS = {"baseline": "#4d4d4d", "dream": "#d62728", "control": "#1f77b4", "grokfast": "#2ca02c",
               "dream-early": "#ff7f0e", "dream-plateau": "#9467bd"}
@@ -86,14 +86,17 @@ def _mark_events(ax, steps, color, y=0.0):
 # ---- from the results table ----------------------------------------------------------------------
 def learning_curves(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
     plt = _plt()
-    rows = [r for r in select(finished(rows), variant=variant) if has_file(r)]  # curves need /metrics
+    # a run's curve: from its file, or carried with its row from the committed curves table
+    with_curves = [(r, curve(r)) for r in select(finished(rows), variant=variant)]
+    rows = [r for r, c in with_curves if c is not None]
+    curves = {id(r): c for r, c in with_curves}
     if not rows:
         return [], {}
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4), sharex=True)
     plotted = {}
     for arm in _arms(rows):
         arm_rows = select(rows, arm=arm)
-        tables = [runstore.read_table(r["path"], "metrics") for r in arm_rows]
+        tables = [curves[id(r)] for r in arm_rows]
         grid = np.unique(np.concatenate([t["step"] for t in tables]))
         for ax, key in zip(axes, ("test_acc", "train_acc")):
             # a run that stopped after grokking keeps its last value afterwards; one that
@@ -108,7 +111,7 @@ def learning_curves(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
             ax.plot(grid_k, med, color=ARM_COLORS[arm], label=f"{arm} (n={len(arm_rows)})")
             ax.fill_between(grid_k, q1, q3, color=ARM_COLORS[arm], alpha=0.2, linewidth=0)
             plotted[(arm, key)] = (grid_k, med)
-        _mark_events(axes[0], _event_steps(arm_rows[0]["path"]), ARM_COLORS[arm], y=-0.04)
+        _mark_events(axes[0], tables[0]["replay_steps"], ARM_COLORS[arm], y=-0.04)
     for ax, title in zip(axes, ("test accuracy", "train accuracy")):
         ax.set_xlabel("training step")
         ax.set_ylabel(title)

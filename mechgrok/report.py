@@ -48,7 +48,8 @@ import numpy as np
 from . import __version__, runstore, stats
 from .config import OPEN_CHOICES, REGIMES, RunConfig, config_of_variant, make_config, reading_settings, stated_changes
 from .errors import MechgrokError
-from .results import carry, collect, compute_text, finished, has_file, process_seconds, read_csv, select, write_csv
+from .results import (carry, collect, compute_text, finished, has_file, process_seconds, read_csv, read_curves, select,
+                      write_csv, write_curves)
 
 ALPHA = 0.05
 MIN_SEEDS = 3
@@ -900,23 +901,27 @@ def _detail_line(v: Verdict, with_effect: bool = False) -> str:
 
 def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path | None = None,
           readme: str | Path | None = None, table: str | Path | None = None) -> tuple[Path, list[Verdict]]:
-    """Write REPORT.md, report.html and runs.csv for the runs under ``paths`` (figures into
-    ``figures_dir``, default OUT/figures; with ``readme``, replace its Findings block); return
+    """Write REPORT.md, report.html, runs.csv and curves.csv for the runs under ``paths`` (figures
+    into ``figures_dir``, default OUT/figures; with ``readme``, replace its Findings block); return
     the verdicts of the paper's stated reading.
 
     With ``table`` (an earlier runs.csv), its finished runs whose files are not on this machine
-    are carried (results.carry): every statistic computed from table rows includes them, and the
-    new runs.csv keeps them; what needs the files themselves (C6's Fourier series, learning curves,
-    analysis figures) comes from the runs whose files are here, and the report says how many."""
+    are carried (results.carry): every statistic computed from table rows includes them, the new
+    runs.csv keeps them, and their learning curves come from the curves.csv beside the table where
+    it holds them; what needs the files themselves (C6's Fourier series, the analysis figures)
+    comes from the runs whose files are here, and the report says how many."""
     table_rows = read_csv(table) if table is not None else []
+    curves_path = Path(table).with_name("curves.csv") if table is not None else None
+    earlier_curves = read_curves(curves_path) if curves_path is not None and curves_path.is_file() else {}
     rows, problems = collect(paths, allow_empty=bool(table_rows))
-    rows, n_carried = carry(rows, table_rows)
+    rows, n_carried = carry(rows, table_rows, earlier_curves)
     if not rows:
         raise MechgrokError(f"no run files under {', '.join(map(str, paths))} and no finished runs in {table}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fig_dir = Path(figures_dir) if figures_dir is not None else out / "figures"
     write_csv(rows, out / "runs.csv")
+    write_curves(rows, out / "curves.csv")
     reads = readings(rows) or [""]
     audits = {r: Audit(rows, r).all() for r in reads}
     main_reading = "" if "" in audits else reads[0]
@@ -979,8 +984,9 @@ def _carried_text(rows: list[dict], n_carried: int, table) -> list[str]:
     return [f"{n_carried} of these rows come from the results table `{table}` without their run files (trained "
             "earlier; the files are not on this machine). They enter every statistic computed from the table's "
             "columns: times to grok, peak accuracies, replay counts, surprise, replay-event effects and analysis "
-            "summaries, where the table holds them. What needs the files themselves (C6's Fourier series, the "
-            f"learning curves and analysis figures) comes from the {with_files} finished runs whose files are here.",
+            "summaries, where the table holds them, and learning curves, where the curves table beside it holds "
+            "them. What needs the files themselves (C6's Fourier series, the analysis figures) comes from the "
+            f"{with_files} finished runs whose files are here.",
             ""]
 
 

@@ -20,8 +20,9 @@ file: the per-run replay-event effects (``event_drop``, ``event_test_change``, C
 the summaries of the analyses stored in the file (``ANALYSIS_COLUMNS``; NaN where an
 analysis has not been run). :func:`carry` merges the rows of an earlier table whose
 run files are not on this machine: they enter every statistic computed from rows, and
-only what needs the files themselves (Fourier series, learning curves) leaves them out
-(:func:`has_file`).
+only what needs the files themselves (the analyses' per-checkpoint series) leaves them
+out (:func:`has_file`). The learning curves travel beside the table, in a curves table
+(``curves.csv``: :func:`write_curves`, :func:`read_curves`, :func:`curve`).
 """
 
 from __future__ import annotations
@@ -191,7 +192,58 @@ def collect(paths, allow_empty: bool = False) -> tuple[list[dict], list[str]]:
     return rows, problems
 
 
-def carry(rows: list[dict], table: list[dict]) -> tuple[list[dict], int]:
+# ---- learning curves: results/curves.csv, one line per run, so the curves outlive the files ----
+CURVE_COLUMNS = ("config_hash", "step", "test_acc", "train_acc", "replay_steps")
+
+
+def curve_of(path: str | os.PathLike) -> dict:
+    """A run's learning curve from its file: evaluation steps, test and train accuracy, and the
+    steps of its replay events that replayed something (arrays)."""
+    m, ev = runstore.read_table(path, "metrics"), runstore.read_table(path, "events")
+    replay = ev["step"][ev["extra_steps"] > 0] if len(ev["step"]) else np.zeros(0, np.int64)
+    return {"step": np.asarray(m["step"]), "test_acc": np.asarray(m["test_acc"]),
+            "train_acc": np.asarray(m["train_acc"]), "replay_steps": np.asarray(replay)}
+
+
+def curve(row: dict) -> dict | None:
+    """The row's learning curve: from its file where it is here, else the one carried with the
+    row from an earlier curves table (None if neither)."""
+    return curve_of(row["path"]) if has_file(row) else row.get("curve")
+
+
+def write_curves(rows: list[dict], path: str | os.PathLike) -> None:
+    """The learning curves of the finished rows that have one (``curve``), one line per run:
+    space-separated values, accuracies to 4 significant digits (enough for a figure)."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CURVE_COLUMNS)
+        for r in sorted(rows, key=lambda r: (r["variant"], r["arm"], r["seed"], r["budget"])):
+            c = curve(r) if r["finished"] else None
+            if c is not None:
+                w.writerow([r["config_hash"], " ".join(str(int(v)) for v in c["step"]),
+                            *(" ".join(f"{v:.4g}" for v in c[k]) for k in ("test_acc", "train_acc")),
+                            " ".join(str(int(v)) for v in c["replay_steps"])])
+
+
+def read_curves(path: str | os.PathLike) -> dict[str, dict]:
+    """config_hash -> learning curve (as ``curve_of``) from a curves table (``write_curves``)."""
+    out = {}
+    try:
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                c = {"step": np.array(r["step"].split(), np.int64),
+                     "test_acc": np.array(r["test_acc"].split(), np.float64),
+                     "train_acc": np.array(r["train_acc"].split(), np.float64),
+                     "replay_steps": np.array(r["replay_steps"].split(), np.int64)}
+                if not len(c["step"]) == len(c["test_acc"]) == len(c["train_acc"]):
+                    raise ValueError(f"run {r['config_hash']}: series of different lengths")
+                out[r["config_hash"]] = c
+    except (KeyError, ValueError, AttributeError, OSError, csv.Error) as exc:
+        raise MechgrokError(f"{path}: not a readable curves table ({type(exc).__name__}: {exc})") from None
+    return out
+
+
+def carry(rows: list[dict], table: list[dict], curves: dict | None = None) -> tuple[list[dict], int]:
     """``rows`` (read from run files) plus the finished rows of an earlier results table
     (``read_csv``) whose run files are not on this machine, and how many were carried.
 
@@ -199,11 +251,13 @@ def carry(rows: list[dict], table: list[dict]) -> tuple[list[dict], int]:
     included) or its path: a finished run read from a file replaces the table row of the
     same run. A table row stays while its run is being trained again here (its file is
     unfinished). Unfinished table rows are dropped: they never were observations. Carried
-    rows are marked ``carried`` and never read from a file (``has_file`` is False)."""
+    rows are marked ``carried`` and never read from a file (``has_file`` is False); with
+    ``curves`` (``read_curves`` of the earlier curves table), each takes its learning curve."""
     done = [r for r in rows if r["finished"]]
     have = {r["config_hash"] for r in done} | {str(Path(r["path"])) for r in done}
-    carried = [{**r, "carried": True} for r in table if r["finished"] and r["config_hash"] not in have
-               and str(Path(r["path"])) not in have]
+    curves = curves or {}
+    carried = [{**r, "carried": True, "curve": curves.get(r["config_hash"])} for r in table
+               if r["finished"] and r["config_hash"] not in have and str(Path(r["path"])) not in have]
     return rows + carried, len(carried)
 
 

@@ -14,7 +14,7 @@ from conftest import ROOT
 from mechgrok import figures, report, runstore, stats
 from mechgrok.config import make_config
 from mechgrok.data import split_indices
-from mechgrok.results import collect, finished, has_file, read_csv
+from mechgrok.results import COLUMNS, collect, curve_of, finished, has_file, read_csv, read_curves
 
 EVAL = 200
 
@@ -139,7 +139,7 @@ def test_report_and_figures_from_run_files(tmp_path):
 def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, capsys):
     """A fresh machine without the run files regenerates the same table-based verdicts from the committed
     results table; a run file that is here replaces its table row; the learning curves of runs without
-    files are not drawn (and a stale figure of them is removed)."""
+    files come from the curves table beside it, and without one are not drawn (a stale figure is removed)."""
     runs = _grid(tmp_path / "runs", {"baseline": 8000, "dream": 2000, "control": 8000}, range(6))
     synth_run(runs / "rnd.h5", "dream", 0, 4000, split="random")  # a second reading, kept as a file
     out, figs = tmp_path / "out", tmp_path / "figs"
@@ -148,6 +148,15 @@ def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, 
                     and r["variant"] == "hard"][0]
     first = {v.id: v for v in first}
     assert (figs / "curves_hard.png").exists()
+    # the curves table beside runs.csv holds each run's learning curve, to 4 digits
+    curves_text, saved = (out / "curves.csv").read_text(), read_curves(out / "curves.csv")
+    assert len(saved) == 19
+    for row in collect([runs])[0]:
+        c = curve_of(row["path"])
+        assert (saved[row["config_hash"]]["step"] == c["step"]).all()
+        assert (saved[row["config_hash"]]["replay_steps"] == c["replay_steps"]).all()
+        np.testing.assert_allclose(saved[row["config_hash"]]["test_acc"], c["test_acc"], rtol=1e-3)
+    _, drawn_from_files = figures.learning_curves(collect([runs])[0], "hard", tmp_path / "f1")
     for f in runs.glob("*.h5"):
         if f.name != "rnd.h5":
             f.unlink()
@@ -165,6 +174,16 @@ def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, 
     assert len(read_csv(out / "runs.csv")) == 19  # the carried rows stay in the new table
     assert not (figs / "curves_hard.png").exists() and (figs / "km_hard.png").exists()
     assert (figs / "curves_hard_split-random.png").exists()
+    # with the curves table beside the results table, the carried runs keep their learning curves
+    (tmp_path / "curves.csv").write_text(curves_text)
+    report.build([runs], out, figures_dir=figs, table=tmp_path / "runs.csv")
+    assert (figs / "curves_hard.png").exists() and len(read_curves(out / "curves.csv")) == 19
+    carried, _ = report.carry(collect([runs])[0], read_csv(tmp_path / "runs.csv"), read_curves(tmp_path / "curves.csv"))
+    _, drawn_carried = figures.learning_curves(carried, "hard", tmp_path / "f2")
+    assert drawn_carried.keys() == drawn_from_files.keys()
+    for key, (grid, med) in drawn_from_files.items():
+        assert (drawn_carried[key][0] == grid).all()
+        np.testing.assert_allclose(drawn_carried[key][1], med, rtol=1e-3)
     # the statistics command line carries them the same way
     assert stats.main([str(runs), "--table", str(tmp_path / "runs.csv")]) == 0
     assert "18 finished rows whose files are not here" in capsys.readouterr().out
@@ -187,12 +206,17 @@ def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, 
 
 def test_report_table_bad_input(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
-    for extra in (["--table", str(tmp_path / "bad.csv")], ["--table", str(tmp_path / "missing.csv")]):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "runs.csv").write_text(",".join(COLUMNS) + "\n")
+    (tmp_path / "t" / "curves.csv").write_text("config_hash,step\nabc,1 2\n")  # a curves table cut short
+    for extra, says in ((["--table", str(tmp_path / "bad.csv")], "not a readable results table"),
+                        (["--table", str(tmp_path / "missing.csv")], "no such results table"),
+                        (["--table", str(tmp_path / "t" / "runs.csv")], "not a readable curves table")):
         r = subprocess.run([sys.executable, "-m", "mechgrok.report", str(tmp_path), "--out", str(tmp_path / "o"),
                             "--no-figures", *extra], capture_output=True, text=True, cwd=ROOT,
                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
-        assert not (tmp_path / "o" / "REPORT.md").exists()
+        assert says in r.stderr and not (tmp_path / "o" / "REPORT.md").exists()
 
 
 def test_bad_input(tmp_path):

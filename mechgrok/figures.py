@@ -87,16 +87,13 @@ def _mark_events(ax, steps, color, y=0.0):
 def learning_curves(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
     plt = _plt()
     # a run's curve: from its file, or carried with its row from the committed curves table
-    with_curves = [(r, curve(r)) for r in select(finished(rows), variant=variant)]
-    rows = [r for r, c in with_curves if c is not None]
-    curves = {id(r): c for r, c in with_curves}
-    if not rows:
+    with_curves = [(r, c) for r in select(finished(rows), variant=variant) if (c := curve(r)) is not None]
+    if not with_curves:
         return [], {}
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4), sharex=True)
     plotted = {}
-    for arm in _arms(rows):
-        arm_rows = select(rows, arm=arm)
-        tables = [curves[id(r)] for r in arm_rows]
+    for arm in _arms([r for r, _ in with_curves]):
+        arm_rows, tables = zip(*[(r, c) for r, c in with_curves if r["arm"] == arm])
         grid = np.unique(np.concatenate([t["step"] for t in tables]))
         for ax, key in zip(axes, ("test_acc", "train_acc")):
             # a run that stopped after grokking keeps its last value afterwards; one that

@@ -49,7 +49,7 @@ from . import __version__, runstore, stats
 from .config import OPEN_CHOICES, REGIMES, RunConfig, config_of_variant, make_config, reading_settings, stated_changes
 from .errors import MechgrokError
 from .results import (carry, collect, compute_text, finished, has_file, process_seconds, read_csv, read_curves, select,
-                      write_csv, write_curves)
+                      SUMMARY_COLUMNS, write_csv, write_curves)
 
 ALPHA = 0.05
 MIN_SEEDS = 3
@@ -749,17 +749,11 @@ def _verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
             for v in verdicts]
 
 
-# the results table's analysis summaries (results.ANALYSIS_COLUMNS), in the order of the table below
-MECHANISTIC_COLUMNS = ("emergence_step", "emergence_event_distance", "final_top_share", "median_event_ratio",
-                       "mem_alg_barrier_train", "mem_alg_chord_barrier_train", "mem_final_chord_barrier_train",
-                       "median_event_barrier_train", "probe_acc_sum")
-
-
 def _mechanistic_section(rows: list[dict]) -> str:
     out = ["## Mechanistic evidence (C5, C6, C12)", ""]
     body = []
     for r in sorted(finished(rows), key=lambda r: (r["variant"], r["arm"], r["seed"])):
-        values = [r[c] for c in MECHANISTIC_COLUMNS]
+        values = [r[c] for c in SUMMARY_COLUMNS]  # in the order of the table's header
         if not all(math.isnan(v) for v in values):  # analysed (summaries kept in the results table)
             body.append([r["variant"], r["arm"], str(r["seed"])] + [_cell(v) for v in values])
     if not body:

@@ -56,6 +56,10 @@ ANALYSIS_COLUMNS = {
     "mem_final_chord_barrier_train": ("landscape", "mem_final_chord_barrier_train"),
     "median_event_barrier_train": ("landscape", "median_event_barrier_train"),
 }
+# every per-run summary column the report reads instead of a file: replay-event effects (C5), the
+# analysis summaries, and the (a+b) probe accuracy; NaN where unknown (tables older than them too)
+EVENT_EFFECT_COLUMNS = ("event_drop", "event_test_change")
+SUMMARY_COLUMNS = (*ANALYSIS_COLUMNS, "probe_acc_sum")
 
 
 def _batch_runs(row: dict) -> int:
@@ -125,7 +129,7 @@ def event_effects(arm: str, events: dict, metrics: dict) -> tuple[float, float]:
 def _analysis_summaries(path: Path) -> dict:
     """ANALYSIS_COLUMNS and ``probe_acc_sum`` (held-out accuracy of the (a+b) probe on the last
     layer at the final checkpoint) from the file's /analysis groups; NaN where absent."""
-    out = {col: math.nan for col in (*ANALYSIS_COLUMNS, "probe_acc_sum")}
+    out = {col: math.nan for col in SUMMARY_COLUMNS}
     attrs = runstore.read_analysis_attrs(path)
     for col, (name, key) in ANALYSIS_COLUMNS.items():
         value = attrs.get(name, {}).get(key)
@@ -293,7 +297,7 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
     ints = ("seed", "time_to_grok", "budget", "steps_trained", "memorised_step", "events", "extra_updates",
             "regular_passes", "extra_passes", "batch_runs")
     floats = ("peak_test_acc", "final_test_acc", "final_train_acc", "surprise_ratio", "selected_surprise",
-              "wall_time_s", "event_drop", "event_test_change", *ANALYSIS_COLUMNS, "probe_acc_sum")
+              "wall_time_s", *EVENT_EFFECT_COLUMNS, *SUMMARY_COLUMNS)
     try:
         return _read_csv(path, ints, floats)
     except (KeyError, ValueError, OSError, csv.Error) as exc:
@@ -306,7 +310,7 @@ def _read_csv(path, ints, floats) -> list[dict]:
         for r in csv.DictReader(f):
             r.setdefault("batch_runs", "1")  # tables written before these columns existed
             r.setdefault("steps_trained", r["time_to_grok"] if r["grokked"] != "True" else "-1")
-            for k in ("event_drop", "event_test_change", *ANALYSIS_COLUMNS, "probe_acc_sum"):
+            for k in (*EVENT_EFFECT_COLUMNS, *SUMMARY_COLUMNS):
                 r.setdefault(k, "nan")  # columns added later: unknown for rows of older tables
             for k in ints:
                 r[k] = int(r[k])

@@ -30,7 +30,7 @@ clean-venv:
 # ---- the replication (issue 7): long sweeps, resumable; run again to continue ----
 # --done: runs the committed results table holds as finished are not trained again, even where
 # their files are gone (a fresh machine); a run file that is here always decides. To train such
-# runs again (their files are needed for C6's Fourier series and the figures): make screen DONE=
+# runs again (for new analyses: the committed analyses table carries only those already run): make screen DONE=
 DONE := --done results/runs.csv
 # Stage 1, pilot at the paper's settings: seed 42 plus two seeds, every regime; grokfast in hard.
 pilot: $(STAMP)

@@ -423,11 +423,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-events", type=int, default=8, help="landscape: replay events to interpolate across (8)")
     ap.add_argument("--every", type=int, default=1, help="probes: every N-th checkpoint (1)")
     ap.add_argument("--quiet", action="store_true", help="no progress display")
+    ap.add_argument("--missing", action="store_true", help="only files without a current result of this analysis "
+                                                           "(never run, or run before the run was extended)")
     args = ap.parse_args(argv)
     if args.analysis not in ANALYSES:
         print(f"{PROG}: error: unknown analysis {args.analysis!r}; choose from {', '.join(ANALYSES)}", file=sys.stderr)
         return 2
-    from .results import find_run_files
+    from .results import current_analyses, find_run_files
 
     files, bad = [], 0
     for p in args.paths:
@@ -442,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in files:
         try:
             runstore.read_config(path)
+            if args.missing and args.analysis in current_analyses(path):
+                continue
             s = analyse(args.analysis, path, progress=progress, **options.get(args.analysis, {}))
             results.append((path, runstore.read_analysis(path, args.analysis)[0]))
             print(_summary_line(args.analysis, path, s), flush=True)

@@ -1,7 +1,8 @@
 """Figures for the paper: ``python -m mechgrok.figures runs/ --out figures/``.
 
-Every figure is drawn from run files (and their /analysis results), as PNG (300
-dpi) and PDF, sized for a journal column (3.4 in wide; two-panel figures 7 in).
+Every figure is drawn from run files (and their /analysis results) or, for runs
+whose files are not here, from the rows, curves and analysis series carried in the
+results tables (``--table``; mechgrok.results), as PNG (300 dpi) and PDF, sized for a journal column (3.4 in wide; two-panel figures 7 in).
 Each function returns the numbers it plotted, so tests can check them against
 the statistics table. Colours are fixed per arm across all figures.
 
@@ -29,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import runstore, stats
+from . import stats
 from .errors import MechgrokError
-from .results import collect, curve, finished, select
+from .results import analysis, curve, finished, load, select
 
 ARM_COLORS = {"baseline": "#4d4d4d", "dream": "#d62728", "control": "#1f77b4", "grokfast": "#2ca02c",
               "dream-early": "#ff7f0e", "dream-plateau": "#9467bd"}
@@ -71,11 +72,6 @@ def _safe(variant: str) -> str:
 def _arms(rows) -> list[str]:
     present = {r["arm"] for r in rows}
     return [a for a in ARM_ORDER if a in present]
-
-
-def _event_steps(path: str) -> np.ndarray:
-    ev = runstore.read_table(path, "events")
-    return ev["step"][ev["extra_steps"] > 0] if len(ev["step"]) else np.zeros(0)
 
 
 def _mark_events(ax, steps, color, y=0.0):
@@ -188,13 +184,8 @@ def speedup(rows, out: Path) -> tuple[list[Path], dict]:
 
 # ---- from /analysis --------------------------------------------------------------------------------
 def _analysed(rows, name):
-    out = []
-    for r in finished(rows):
-        try:
-            out.append((r, *runstore.read_analysis(r["path"], name)))
-        except MechgrokError:
-            pass
-    return out
+    """(row, arrays, attrs) of every finished run with analysis ``name`` (its file, or carried)."""
+    return [(r, *item) for r in finished(rows) if (item := analysis(r, name)) is not None]
 
 
 def spectrum(row, arrays, out: Path) -> list[Path]:
@@ -207,7 +198,8 @@ def spectrum(row, arrays, out: Path) -> list[Path]:
                    extent=[0, len(steps), 0.5, K + 0.5])
     ticks = np.linspace(0, len(steps) - 1, min(6, len(steps))).astype(int)
     ax.set_xticks(ticks + 0.5, [str(int(steps[i])) for i in ticks])
-    ev = set(_event_steps(row["path"]).tolist())
+    c = curve(row)  # replay events, from the file or the carried curve
+    ev = set(c["replay_steps"].tolist()) if c is not None else set()
     idx = [i + 0.5 for i, s in enumerate(steps) if int(s) in ev]
     if idx:
         ax.plot(idx, np.full(len(idx), 0.5), "|", color="w", markersize=3, clip_on=False)
@@ -258,7 +250,7 @@ def interpolation(items, variant: str, out: Path) -> list[Path]:
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4))
     for r, a, _ in items:
         c = ARM_COLORS[r["arm"]]
-        kinds = [k.decode() if isinstance(k, bytes) else k for k in a["kind"]]
+        kinds = [str(k) for k in a["kind"]]
         for i, k in enumerate(kinds):
             if k in ("mem-alg", "mem-final"):
                 end = "grokked" if k == "mem-alg" else "final (never grokked)"
@@ -290,7 +282,7 @@ def probe_curves(items, variant: str, out: Path) -> list[Path]:
             ax.plot(a["step"], a["acc_sum"][:, L], color=c, ls=("-", "--", ":")[L % 3],
                     label=f"{r['arm']} s{r['seed']} layer {L}")
     if items:
-        chance = 1 / runstore.read_config(items[0][0]["path"]).p
+        chance = 1 / items[0][2]["p"]
         ax.axhline(chance, color="k", lw=0.5, ls=":", label="chance (1/p)")
     ax.set_xlabel("training step")
     ax.set_ylabel("probe accuracy, (a+b) mod p (held-out pairs)")
@@ -336,9 +328,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = OneLineParser(prog="python -m mechgrok.figures", description="Draw the paper's figures from run files.")
     ap.add_argument("paths", nargs="+", help="run files or folders (searched recursively)")
     ap.add_argument("--out", default="figures", help="output folder (figures/)")
+    ap.add_argument("--table", help="also the finished runs of this results table (results/runs.csv) whose "
+                                    "files are not here, with the curves and analyses tables beside it")
     args = ap.parse_args(argv)
     try:
-        rows, problems = collect(args.paths)
+        rows, problems, _ = load(args.paths, args.table or None)
         for p in problems:
             print(f"skipped: {p}", file=sys.stderr)
         if not finished(rows):

@@ -45,11 +45,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, runstore, stats
+from . import __version__, stats
 from .config import OPEN_CHOICES, REGIMES, RunConfig, config_of_variant, make_config, reading_settings, stated_changes
 from .errors import MechgrokError
-from .results import (carry, collect, compute_text, finished, has_file, process_seconds, read_csv, read_curves, select,
-                      SUMMARY_COLUMNS, write_csv, write_curves)
+from .results import (analysis, compute_text, finished, has_file, load, process_seconds, select, SUMMARY_COLUMNS,
+                      write_analyses, write_csv, write_curves)
 
 ALPHA = 0.05
 MIN_SEEDS = 3
@@ -367,16 +367,9 @@ class Audit:
                        math.nan, verdict, notes)
 
     def _fourier_by_seed(self, rows):
-        out = {}
-        for r in rows:
-            try:
-                arrays, attrs = runstore.read_analysis(r["path"], "fourier")
-            except MechgrokError:
-                continue
-            out[r["seed"]] = (arrays, attrs)
-        return out
+        return {r["seed"]: item for r in rows if (item := analysis(r, "fourier")) is not None}
 
-    def c6(self) -> Verdict:  # needs each run's Fourier series: the run files themselves
+    def c6(self) -> Verdict:  # needs each run's Fourier series: its file, or the analyses table
         dream, base = self.arm("hard", "dream"), self.arm("hard", "baseline")
         if not dream or not base:
             return self.missing("C6", {"hard": ["baseline", "dream"]}, "Fourier sparsity of W_E, dream vs baseline")
@@ -895,20 +888,16 @@ def _detail_line(v: Verdict, with_effect: bool = False) -> str:
 
 def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path | None = None,
           readme: str | Path | None = None, table: str | Path | None = None) -> tuple[Path, list[Verdict]]:
-    """Write REPORT.md, report.html, runs.csv and curves.csv for the runs under ``paths`` (figures
+    """Write REPORT.md, report.html, runs.csv, curves.csv and analyses.csv for the runs under ``paths`` (figures
     into ``figures_dir``, default OUT/figures; with ``readme``, replace its Findings block); return
     the verdicts of the paper's stated reading.
 
     With ``table`` (an earlier runs.csv), its finished runs whose files are not on this machine
     are carried (results.carry): every statistic computed from table rows includes them, the new
-    runs.csv keeps them, and their learning curves come from the curves.csv beside the table where
-    it holds them; what needs the files themselves (C6's Fourier series, the analysis figures)
-    comes from the runs whose files are here, and the report says how many."""
-    table_rows = read_csv(table) if table is not None else []
-    curves_path = Path(table).with_name("curves.csv") if table is not None else None
-    earlier_curves = read_curves(curves_path) if curves_path is not None and curves_path.is_file() else {}
-    rows, problems = collect(paths, allow_empty=bool(table_rows))
-    rows, n_carried = carry(rows, table_rows, earlier_curves)
+    runs.csv keeps them, and their learning curves and analysis series (C6, the analysis figures)
+    come from the curves.csv and analyses.csv beside the table where they hold them
+    (results.load); the report says how many rows were carried."""
+    rows, problems, n_carried = load(paths, table)
     if not rows:
         raise MechgrokError(f"no run files under {', '.join(map(str, paths))} and no finished runs in {table}")
     out = Path(out)
@@ -916,6 +905,7 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
     fig_dir = Path(figures_dir) if figures_dir is not None else out / "figures"
     write_csv(rows, out / "runs.csv")
     write_curves(rows, out / "curves.csv")
+    write_analyses(rows, out / "analyses.csv")
     reads = readings(rows) or [""]
     audits = {r: Audit(rows, r).all() for r in reads}
     main_reading = "" if "" in audits else reads[0]
@@ -974,13 +964,16 @@ def _carried_text(rows: list[dict], n_carried: int, table) -> list[str]:
     """The header paragraph on runs carried from an earlier results table without their files."""
     if not n_carried:
         return []
-    with_files = sum(1 for r in finished(rows) if has_file(r))
+    fin = finished(rows)
+    with_files = sum(1 for r in fin if has_file(r))
+    series = sum(1 for r in fin if not has_file(r) and r.get("analyses"))
     return [f"{n_carried} of these rows come from the results table `{table}` without their run files (trained "
             "earlier; the files are not on this machine). They enter every statistic computed from the table's "
             "columns: times to grok, peak accuracies, replay counts, surprise, replay-event effects and analysis "
-            "summaries, where the table holds them, and learning curves, where the curves table beside it holds "
-            "them. What needs the files themselves (C6's Fourier series, the analysis figures) comes from the "
-            f"{with_files} finished runs whose files are here.",
+            "summaries, where the table holds them; learning curves, where the curves table beside it "
+            "(`curves.csv`) holds them; and the analyses' per-checkpoint series (C6, the analysis figures), where "
+            f"the analyses table beside it (`analyses.csv`) holds them: {series} of the carried runs in use have "
+            f"series there, and {with_files} finished runs have their files here.",
             ""]
 
 

@@ -22,7 +22,10 @@ analysis has not been run). :func:`carry` merges the rows of an earlier table wh
 run files are not on this machine: they enter every statistic computed from rows, and
 only what needs the files themselves (the analyses' per-checkpoint series) leaves them
 out (:func:`has_file`). The learning curves travel beside the table, in a curves table
-(``curves.csv``: :func:`write_curves`, :func:`read_curves`, :func:`curve`).
+(``curves.csv``: :func:`write_curves`, :func:`read_curves`, :func:`curve`), and so do the
+analyses' per-checkpoint series that the report and figures read (``analyses.csv``:
+:data:`CARRIED_ANALYSES`, :func:`write_analyses`, :func:`read_analyses`, :func:`analysis`).
+:func:`load` reads run files and an earlier table (with its curves and series) in one call.
 """
 
 from __future__ import annotations
@@ -126,11 +129,19 @@ def event_effects(arm: str, events: dict, metrics: dict) -> tuple[float, float]:
     return drop, float(np.mean(changes)) if changes else math.nan
 
 
+def current_analyses(path: str | os.PathLike) -> dict[str, dict]:
+    """Attributes of the file's analyses that were run on the run as it is now: an analysis whose
+    ``last_step`` is not the run's (it was run before the run was resumed or extended) is stale and
+    left out, so its summaries and series never stand for the longer run."""
+    last = int(runstore.read_attrs(path).get("last_step", 0))
+    return {name: a for name, a in runstore.read_analysis_attrs(path).items() if int(a.get("last_step", -1)) == last}
+
+
 def _analysis_summaries(path: Path) -> dict:
     """ANALYSIS_COLUMNS and ``probe_acc_sum`` (held-out accuracy of the (a+b) probe on the last
     layer at the final checkpoint) from the file's /analysis groups; NaN where absent."""
     out = {col: math.nan for col in SUMMARY_COLUMNS}
-    attrs = runstore.read_analysis_attrs(path)
+    attrs = current_analyses(path)
     for col, (name, key) in ANALYSIS_COLUMNS.items():
         value = attrs.get(name, {}).get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -247,7 +258,117 @@ def read_curves(path: str | os.PathLike) -> dict[str, dict]:
     return out
 
 
-def carry(rows: list[dict], table: list[dict], curves: dict | None = None) -> tuple[list[dict], int]:
+# ---- analysis series: results/analyses.csv, so C6 and the analysis figures outlive the files ----
+# What the report and the figures read from each /analysis/<name> group: (arrays, attributes).
+# Every reader goes through ``analysis``, so a run read from its file and one carried from the
+# table give the same inputs. Each attribute set also holds ``p`` (the run's modulus).
+CARRIED_ANALYSES = {
+    "fourier": (("step", "top_share", "restricted_loss", "excluded_loss", "we_norms"),
+                ("emergence_step", "final_top_share")),
+    "norms": (("step", "total", "dist_init"), ()),
+    "landscape": (("kind", "t", "train_loss", "test_loss"), ()),
+    "probes": (("step", "acc_sum"), ()),
+}
+ANALYSES_COLUMNS = ("config_hash", "analysis", "part", "key", "dtype", "shape", "values")
+
+
+def analysis_of(path: str | os.PathLike, name: str) -> tuple[dict, dict]:
+    """The carried part (CARRIED_ANALYSES) of a file's ``/analysis/<name>``: arrays (strings
+    decoded) and attributes, plus ``p``. RunFileError where the analysis is absent or stale
+    (``current_analyses``)."""
+    if name not in current_analyses(path):
+        raise RunFileError(f"{path}: no current '{name}' analysis (python -m mechgrok.analyze {name} {path})")
+    arrays, attrs = runstore.read_analysis(path, name)
+    keys, attr_keys = CARRIED_ANALYSES[name]
+    out = {}
+    for k in keys:
+        a = np.asarray(arrays[k])
+        out[k] = np.char.decode(a, "utf-8") if a.dtype.kind == "S" else a
+    kept = {k: attrs[k] for k in attr_keys if k in attrs}
+    return out, {**kept, "p": runstore.read_config(path).p}
+
+
+def analysis(row: dict, name: str) -> tuple[dict, dict] | None:
+    """The row's analysis ``name`` (as ``analysis_of``): from its file where it is here, else the
+    one carried with the row from an earlier analyses table; None if neither holds it."""
+    if has_file(row):
+        try:
+            return analysis_of(row["path"], name)
+        except MechgrokError:
+            return None
+    return row.get("analyses", {}).get(name)
+
+
+def _cells(a: np.ndarray, exact: bool) -> tuple[str, str]:
+    """dtype code and text of an array: integers and strings as they are, floats to 4 significant
+    digits, or (``exact``) to full precision."""
+    if a.dtype.kind in "iub":
+        return "i", " ".join(str(int(v)) for v in a.ravel())
+    if a.dtype.kind == "f":
+        return "f", " ".join(repr(float(v)) if exact else f"{v:.4g}" for v in a.ravel())
+    if any(" " in str(v) or not str(v) for v in a.ravel()):
+        raise MechgrokError(f"cannot carry strings with spaces or empty strings: {a.ravel()[:3]}")
+    return "s", " ".join(str(v) for v in a.ravel())
+
+
+def write_analyses(rows: list[dict], path: str | os.PathLike) -> None:
+    """The carried analyses (``analysis``) of the finished rows, one line per array or attribute:
+    space-separated values in row-major order with their shape; array floats to 4 significant
+    digits (enough for a figure and for C6's differences), attributes exact."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(ANALYSES_COLUMNS)
+        for r in sorted(finished(rows), key=lambda r: (r["variant"], r["arm"], r["seed"], r["budget"])):
+            for name in CARRIED_ANALYSES:
+                item = analysis(r, name)
+                if item is None:
+                    continue
+                for part, values in zip(("array", "attr"), item):
+                    for key, value in values.items():
+                        a = np.asarray(value)
+                        dtype, text = _cells(a, exact=part == "attr")
+                        w.writerow([r["config_hash"], name, part, key, dtype, "x".join(map(str, a.shape)), text])
+
+
+def read_analyses(path: str | os.PathLike) -> dict[str, dict[str, tuple[dict, dict]]]:
+    """config_hash -> analysis name -> (arrays, attributes), from an analyses table
+    (``write_analyses``); 0-d attributes come back as Python numbers or strings."""
+    out: dict[str, dict[str, tuple[dict, dict]]] = {}
+    types = {"i": np.int64, "f": np.float64, "s": str}
+    try:
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                shape = tuple(int(n) for n in r["shape"].split("x")) if r["shape"] else ()
+                a = np.array(r["values"].split(), dtype=types[r["dtype"]]).reshape(shape)
+                arrays, attrs = out.setdefault(r["config_hash"], {}).setdefault(r["analysis"], ({}, {}))
+                if r["part"] == "array":
+                    arrays[r["key"]] = a
+                elif r["part"] == "attr":
+                    attrs[r["key"]] = a.item()
+                else:
+                    raise ValueError(f"part {r['part']!r}")
+    except (KeyError, ValueError, TypeError, AttributeError, OSError, csv.Error) as exc:
+        raise MechgrokError(f"{path}: not a readable analyses table ({type(exc).__name__}: {exc})") from None
+    return out
+
+
+def load(paths, table: str | os.PathLike | None = None) -> tuple[list[dict], list[str], int]:
+    """Rows of the run files under ``paths`` plus, with ``table`` (an earlier runs.csv), its
+    finished rows whose files are not here (``carry``) with their curves and analysis series from
+    the curves.csv and analyses.csv beside it (where present); also the unreadable files and how
+    many rows were carried."""
+    table_rows = read_csv(table) if table is not None else []
+    side = {}
+    for name, reader in (("curves.csv", read_curves), ("analyses.csv", read_analyses)):
+        p = Path(table).with_name(name) if table is not None else None
+        side[name] = reader(p) if p is not None and p.is_file() else {}
+    rows, problems = collect(paths, allow_empty=bool(table_rows))
+    rows, n_carried = carry(rows, table_rows, side["curves.csv"], side["analyses.csv"])
+    return rows, problems, n_carried
+
+
+def carry(rows: list[dict], table: list[dict], curves: dict | None = None,
+          analyses: dict | None = None) -> tuple[list[dict], int]:
     """``rows`` (read from run files) plus the finished rows of an earlier results table
     (``read_csv``) whose run files are not on this machine, and how many were carried.
 
@@ -256,11 +377,13 @@ def carry(rows: list[dict], table: list[dict], curves: dict | None = None) -> tu
     same run. A table row stays while its run is being trained again here (its file is
     unfinished). Unfinished table rows are dropped: they never were observations. Carried
     rows are marked ``carried`` and never read from a file (``has_file`` is False); with
-    ``curves`` (``read_curves`` of the earlier curves table), each takes its learning curve."""
+    ``curves`` (``read_curves`` of the earlier curves table), each takes its learning curve, and with
+    ``analyses`` (``read_analyses``) its analysis series."""
     done = [r for r in rows if r["finished"]]
     have = {r["config_hash"] for r in done} | {str(Path(r["path"])) for r in done}
-    curves = curves or {}
-    carried = [{**r, "carried": True, "curve": curves.get(r["config_hash"])} for r in table
+    curves, analyses = curves or {}, analyses or {}
+    carried = [{**r, "carried": True, "curve": curves.get(r["config_hash"]),
+                "analyses": analyses.get(r["config_hash"], {})} for r in table
                if r["finished"] and r["config_hash"] not in have and str(Path(r["path"])) not in have]
     return rows + carried, len(carried)
 

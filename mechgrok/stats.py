@@ -397,12 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", help="also the finished runs of this results table (results/runs.csv) whose "
                                     "files are not here")
     args = ap.parse_args(argv)
-    from .results import carry, collect, read_csv
+    from .results import load
 
     try:
-        table_rows = read_csv(args.table) if args.table else []
-        rows, problems = collect(args.paths, allow_empty=bool(table_rows))
-        rows, n_carried = carry(rows, table_rows)
+        rows, problems, n_carried = load(args.paths, args.table or None)
         if n_carried:
             print(f"from {args.table}: {n_carried} finished rows whose files are not here")
         for line in problems:

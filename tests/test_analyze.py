@@ -28,7 +28,7 @@ def dream_copy(arm_runs, tmp_path):
     return path
 
 
-def test_every_analysis_stores_results_and_leaves_training_data_alone(dream_copy):
+def test_every_analysis_stores_results_and_leaves_training_data_alone(dream_copy, arm_runs, tmp_path):
     before = _contents(dream_copy)
     n_ckpt = len(analyze.RunView(dream_copy).checkpoints())
     for name in analyze.ANALYSES:
@@ -56,8 +56,9 @@ def test_every_analysis_stores_results_and_leaves_training_data_alone(dream_copy
     from mechgrok.results import read_csv, write_csv
 
     write_csv(collect([dream_copy])[0], dream_copy.with_suffix(".csv"))
-    dream_copy.unlink()
     assert report._mechanistic_section(read_csv(dream_copy.with_suffix(".csv"))) == section
+    # ... and so do the per-checkpoint series (the analyses table)
+    _analysis_series_outlive_the_run_files(dream_copy, arm_runs["baseline"], tmp_path / "carry")
 
 
 def test_fourier_and_norms_values_are_consistent(dream_copy):
@@ -151,3 +152,81 @@ def test_cli_bad_input_partial_runs_and_csv(arm_runs, tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     r = _analyze_cli("fourier", tmp_path / "nothing-here")
     assert r.returncode == 2 and "no such file or folder" in r.stderr
+
+
+def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
+    """The analyses table (results/analyses.csv) carries what C6 and the analysis figures read from the
+    files: with the files gone, the carried rows give the same C6 effect, the same series (to 4
+    digits) and the same figures. ``dream`` holds every analysis; ``baseline`` is analysed here."""
+    from mechgrok import figures, report
+    from mechgrok.results import (CARRIED_ANALYSES, analysis, carry, collect, read_analyses, read_csv,
+                                  read_curves, write_analyses, write_csv, write_curves)
+
+    runs = tmp_path / "runs"
+    runs.mkdir(parents=True)
+    shutil.move(dream, runs / "dream.h5")
+    shutil.copy(baseline, runs / "baseline.h5")
+    analyze.analyse("fourier", runs / "baseline.h5")
+    rows = collect([runs])[0]
+    for table, write in (("runs.csv", write_csv), ("curves.csv", write_curves), ("analyses.csv", write_analyses)):
+        write(rows, tmp_path / table)
+    from_files = {(r["arm"], name): analysis(r, name) for r in rows for name in CARRIED_ANALYSES}
+    reading = report._reading(rows[0]["variant"])  # the tiny config's settings
+    c6_files = report.Audit(rows, reading).c6()
+    figs_files = figures.make_all(rows, tmp_path / "f1")
+    assert c6_files.n == 1 and any(f.name.startswith("landscape_") for f in figs_files)
+    for f in runs.glob("*.h5"):
+        f.unlink()
+    carried, n = carry([], read_csv(tmp_path / "runs.csv"), read_curves(tmp_path / "curves.csv"),
+                       read_analyses(tmp_path / "analyses.csv"))
+    assert n == 2
+    for r in carried:
+        for name in CARRIED_ANALYSES:
+            want = from_files[(r["arm"], name)]
+            got = analysis(r, name)
+            if want is None:  # baseline: only fourier
+                assert got is None
+                continue
+            assert got[0].keys() == want[0].keys() and got[1].keys() == want[1].keys()
+            for k, a in want[0].items():
+                assert got[0][k].shape == a.shape, (name, k)
+                if a.dtype.kind == "f":
+                    np.testing.assert_allclose(got[0][k], a, rtol=1e-3, atol=1e-12)
+                else:
+                    assert (got[0][k] == a).all(), (name, k)
+            assert got[1] == pytest.approx(want[1], rel=1e-9)
+    c6_carried = report.Audit(carried, reading).c6()
+    assert (c6_carried.n, c6_carried.runs, c6_carried.notes) == (c6_files.n, c6_files.runs, c6_files.notes)
+    assert float(c6_carried.effect.split()[-1]) == pytest.approx(float(c6_files.effect.split()[-1]), abs=2e-3)
+    figs_carried = figures.make_all(carried, tmp_path / "f2")
+    assert sorted(f.name for f in figs_carried) == sorted(f.name for f in figs_files)
+    # a corrupt analyses table is one clear error, not a traceback
+    (tmp_path / "analyses.csv").write_text("config_hash,analysis,part,key,dtype,shape,values\nabc,fourier,array,"
+                                           "step,i,3,1 2\n")
+    with pytest.raises(analyze.MechgrokError, match="not a readable analyses table"):
+        read_analyses(tmp_path / "analyses.csv")
+
+
+def test_an_analysis_run_before_the_run_was_extended_is_stale(tmp_path, capsys):
+    """Extending a run leaves its old /analysis groups in place; they describe the shorter run, so
+    the results table, the analyses table, C6 and the figures must not use them until re-run."""
+    from mechgrok.results import analysis, collect, read_analyses, write_analyses
+
+    path = tmp_path / "run.h5"
+    train(tiny("baseline", 0, steps=100), path)
+    analyze.analyse("fourier", path)
+    row = collect([path])[0][0]
+    assert analysis(row, "fourier") is not None and not np.isnan(row["final_top_share"])
+    train(tiny("baseline", 0, steps=200), path, resume=True)  # extended to a longer budget
+    row = collect([path])[0][0]
+    assert row["steps_trained"] == 200 and runstore.read_analysis(path, "fourier")[1]["last_step"] == 100
+    assert analysis(row, "fourier") is None and np.isnan(row["final_top_share"])
+    write_analyses([row], tmp_path / "analyses.csv")
+    assert read_analyses(tmp_path / "analyses.csv") == {}
+    # --missing analyses exactly the files without a current result
+    assert analyze.main(["fourier", str(path), "--missing", "--quiet"]) == 0
+    assert str(path) in capsys.readouterr().out
+    assert analyze.main(["fourier", str(path), "--missing", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    row = collect([path])[0][0]
+    assert analysis(row, "fourier")[0]["step"][-1] == 200 and not np.isnan(row["final_top_share"])

@@ -14,7 +14,7 @@ from conftest import ROOT
 from mechgrok import figures, report, runstore, stats
 from mechgrok.config import make_config
 from mechgrok.data import split_indices
-from mechgrok.results import COLUMNS, collect, curve_of, finished, has_file, read_csv, read_curves
+from mechgrok.results import COLUMNS, carry, collect, curve_of, finished, has_file, read_csv, read_curves
 
 EVAL = 200
 
@@ -170,7 +170,8 @@ def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, 
     assert again["C6"].notes == ["needs: 12 runs trained again (their files are not on this machine; rows "
                                  "carried from the results table)"]
     text = (out / "REPORT.md").read_text()
-    assert "18 of these rows come from the results table" in text and "from the 1 finished runs whose files" in text
+    assert "18 of these rows come from the results table" in text
+    assert "0 of the carried runs in use have series there, and 1 finished runs have their files here" in text
     assert len(read_csv(out / "runs.csv")) == 19  # the carried rows stay in the new table
     assert not (figs / "curves_hard.png").exists() and (figs / "km_hard.png").exists()
     assert (figs / "curves_hard_split-random.png").exists()
@@ -178,7 +179,7 @@ def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, 
     (tmp_path / "curves.csv").write_text(curves_text)
     report.build([runs], out, figures_dir=figs, table=tmp_path / "runs.csv")
     assert (figs / "curves_hard.png").exists() and len(read_curves(out / "curves.csv")) == 19
-    carried, _ = report.carry(collect([runs])[0], read_csv(tmp_path / "runs.csv"), read_curves(tmp_path / "curves.csv"))
+    carried, _ = carry(collect([runs])[0], read_csv(tmp_path / "runs.csv"), read_curves(tmp_path / "curves.csv"))
     _, drawn_carried = figures.learning_curves(carried, "hard", tmp_path / "f2")
     assert drawn_carried.keys() == drawn_from_files.keys()
     for key, (grid, med) in drawn_from_files.items():
@@ -192,14 +193,14 @@ def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, 
     assert {v.id: v for v in alone}["C3"].verdict == "no runs"
     # a run file that is here replaces the table row of the same run (same config hash)
     synth_run(runs / "d0.h5", "dream", 0, 6000)
-    rows, n = report.carry(collect([runs])[0], read_csv(tmp_path / "runs.csv"))
+    rows, n = carry(collect([runs])[0], read_csv(tmp_path / "runs.csv"))
     dream0 = [r for r in rows if r["arm"] == "dream" and r["seed"] == 0 and r["variant"] == "hard"]
     assert n == 17 and len(dream0) == 1 and dream0[0]["time_to_grok"] == 6000
     # ... once it has finished: while a run is trained again, its table row stays
     synth_run(runs / "d1.h5", "dream", 1, 6000)
     with h5py.File(runs / "d1.h5", "r+") as f:
         f.attrs["status"] = "running"
-    rows, n = report.carry(collect([runs])[0], read_csv(tmp_path / "runs.csv"))
+    rows, n = carry(collect([runs])[0], read_csv(tmp_path / "runs.csv"))
     dream1 = [r for r in finished(rows) if r["arm"] == "dream" and r["seed"] == 1 and r["variant"] == "hard"]
     assert n == 17 and len(dream1) == 1 and dream1[0]["time_to_grok"] == first_dream1 and not has_file(dream1[0])
 
@@ -209,9 +210,14 @@ def test_report_table_bad_input(tmp_path):
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "runs.csv").write_text(",".join(COLUMNS) + "\n")
     (tmp_path / "t" / "curves.csv").write_text("config_hash,step\nabc,1 2\n")  # a curves table cut short
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / "runs.csv").write_text(",".join(COLUMNS) + "\n")
+    (tmp_path / "u" / "analyses.csv").write_text("config_hash,analysis,part,key,dtype,shape,values\n"
+                                                 "abc,norms,array,total,f,2x2,1 2 3\n")  # a shape the values miss
     for extra, says in ((["--table", str(tmp_path / "bad.csv")], "not a readable results table"),
                         (["--table", str(tmp_path / "missing.csv")], "no such results table"),
-                        (["--table", str(tmp_path / "t" / "runs.csv")], "not a readable curves table")):
+                        (["--table", str(tmp_path / "t" / "runs.csv")], "not a readable curves table"),
+                        (["--table", str(tmp_path / "u" / "runs.csv")], "not a readable analyses table")):
         r = subprocess.run([sys.executable, "-m", "mechgrok.report", str(tmp_path), "--out", str(tmp_path / "o"),
                             "--no-figures", *extra], capture_output=True, text=True, cwd=ROOT,
                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)

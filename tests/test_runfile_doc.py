@@ -48,8 +48,13 @@ def test_documented_columns_are_the_written_ones(arm_runs):
 
 
 def test_results_table_doc_lists_every_column_in_order():
-    from mechgrok.results import COLUMNS, CURVE_COLUMNS
+    from mechgrok.results import ANALYSES_COLUMNS, CARRIED_ANALYSES, COLUMNS, CURVE_COLUMNS
 
-    runs, curves = (ROOT / "docs" / "results-table.md").read_text().split("## The curves table")
-    for text, columns in ((runs, COLUMNS), (curves, CURVE_COLUMNS)):
+    runs, rest = (ROOT / "docs" / "results-table.md").read_text().split("## The curves table")
+    curves, analyses = rest.split("## The analyses table")
+    for text, columns in ((runs, COLUMNS), (curves, CURVE_COLUMNS), (analyses, ANALYSES_COLUMNS)):
         assert tuple(re.findall(r"^\| `(\w+)` \|", text, flags=re.M)) == columns
+    for name, (keys, attrs) in CARRIED_ANALYSES.items():  # the carried keys, as the table lists them
+        line = re.search(rf"^\| {name} \| (.*) \| (.*) \|$", analyses, flags=re.M)
+        assert line and tuple(re.findall(r"`(\w+)`", line[1])) == keys, name
+        assert tuple(re.findall(r"`(\w+)`", line[2])) == (*attrs, "p"), name

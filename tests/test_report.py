@@ -188,6 +188,9 @@ def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, 
     # the statistics command line carries them the same way
     assert stats.main([str(runs), "--table", str(tmp_path / "runs.csv")]) == 0
     assert "18 finished rows whose files are not here" in capsys.readouterr().out
+    # ... and so does the figures command line (curves from the curves table beside it)
+    assert figures.main([str(runs), "--table", str(tmp_path / "runs.csv"), "--out", str(tmp_path / "f3")]) == 0
+    assert (tmp_path / "f3" / "curves_hard.png").exists() and (tmp_path / "f3" / "km_hard.png").exists()
     # without the table, only the file that is here counts
     _, alone = report.build([runs], tmp_path / "alone", figures=False)
     assert {v.id: v for v in alone}["C3"].verdict == "no runs"

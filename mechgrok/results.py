@@ -20,8 +20,7 @@ file: the per-run replay-event effects (``event_drop``, ``event_test_change``, C
 the summaries of the analyses stored in the file (``ANALYSIS_COLUMNS``; NaN where an
 analysis has not been run). :func:`carry` merges the rows of an earlier table whose
 run files are not on this machine: they enter every statistic computed from rows, and
-only what needs the files themselves (the analyses' per-checkpoint series) leaves them
-out (:func:`has_file`). The learning curves travel beside the table, in a curves table
+are never read from a file (:func:`has_file`). The learning curves travel beside the table, in a curves table
 (``curves.csv``: :func:`write_curves`, :func:`read_curves`, :func:`curve`), and so do the
 analyses' per-checkpoint series that the report and figures read (``analyses.csv``:
 :data:`CARRIED_ANALYSES`, :func:`write_analyses`, :func:`read_analyses`, :func:`analysis`).

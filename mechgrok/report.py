@@ -152,6 +152,17 @@ class Audit:
     def arm(self, regime: str, arm: str) -> list[dict]:
         return select(self.rows, variant=self.variant(regime), arm=arm)
 
+    def pairs(self, regime: str, a: str, b: str) -> dict[int, tuple[dict, dict]]:
+        """Per seed, finished runs of arms ``a`` and ``b`` with the same budget, the largest both have:
+        a paired comparison of whole-run quantities (event effects, compute counts) must cover the
+        same stretch of training, which the longest run of each arm (``arm``) need not."""
+        fin = [r for r in self.all_rows if r["finished"] and r["variant"] == self.variant(regime)]
+        by = {arm: {(r["seed"], r["budget"]): r for r in fin if r["arm"] == arm} for arm in (a, b)}
+        out = {}
+        for seed, budget in sorted(set(by[a]) & set(by[b])):
+            out[seed] = (by[a][(seed, budget)], by[b][(seed, budget)])  # ascending budgets: the largest stays
+        return out
+
     def missing(self, cid: str, regime_arms: dict[str, list[str]], test: str) -> Verdict:
         cmds = [sweep_command([r], arms, extra=_reading_flags(self.variant(r))) for r, arms in regime_arms.items()]
         return Verdict(cid, test, "none", 0, "n/a", "n/a", math.nan, "no runs", [f"needs: {c}" for c in cmds])
@@ -327,28 +338,25 @@ class Audit:
                        f"difference {_f(float(diff_mean))} (dream mean {_f(boot[0])})", "n/a", p, verdict, notes)
 
     @staticmethod
-    def _event_effects(rows: list[dict]) -> tuple[list[float], dict[int, float]]:
-        """Per run with replay events: its mean train-accuracy drop at them, and (by seed) its mean
-        test-accuracy change over the evaluation window after each (results.event_effects)."""
-        drops = [r["event_drop"] for r in rows if not math.isnan(r["event_drop"])]
-        rises = {r["seed"]: r["event_test_change"] for r in rows if not math.isnan(r["event_test_change"])}
-        return drops, rises
+    def _event_drops(rows: list[dict]) -> list[float]:
+        """Per run with replay events: its mean train-accuracy drop at them (results.event_effects)."""
+        return [r["event_drop"] for r in rows if not math.isnan(r["event_drop"])]
 
     def c5(self) -> Verdict:
         dream, base, control = (self.arm("hard", a) for a in ("dream", "baseline", "control"))
         if not dream or not base:
             return self.missing("C5", {"hard": ["baseline", "dream", "control"]}, "event-level accuracy changes")
-        drops, rises_d = self._event_effects(dream)
-        _, rises_b = self._event_effects(base)
+        drops = self._event_drops(dream)
         n = len(drops)
         d_mean, d_lo, d_hi = stats.mean_interval(drops)
-        paired = [rises_d[s] - rises_b[s] for s in rises_d if s in rises_b]
+        paired = [d["event_test_change"] - b["event_test_change"] for d, b in self.pairs("hard", "dream", "baseline").values()
+                  if not (math.isnan(d["event_test_change"]) or math.isnan(b["event_test_change"]))]
         r_mean, r_lo, r_hi = stats.mean_interval(paired)
         notes = [f"train-accuracy drop at dream events: mean over runs {_f(d_mean)} {_ci(d_lo, d_hi)}",
-                 f"test-accuracy change in the evaluation window after an event, dream minus baseline (paired by seed):"
-                 f" {_f(r_mean)} {_ci(r_lo, r_hi)}"]
+                 f"test-accuracy change in the evaluation window after an event, dream minus baseline (paired by seed, "
+                 f"runs of the same budget): {_f(r_mean)} {_ci(r_lo, r_hi)}"]
         if control:
-            c_drops, _ = self._event_effects(control)
+            c_drops = self._event_drops(control)
             cm = stats.mean_interval(c_drops)
             notes.append(f"for comparison, the drop at control (random replay) events: {_f(cm[0])} {_ci(cm[1], cm[2])}")
         if n < MIN_SEEDS or len(paired) < MIN_SEEDS:
@@ -482,9 +490,9 @@ class Audit:
                        f"{_ci(corr['lo'], corr['hi'])}", corr["p"], verdict, notes)
 
     def c11(self) -> Verdict:
-        dream = {r["seed"]: r for r in self.arm("hard", "dream")}
-        control = {r["seed"]: r for r in self.arm("hard", "control")}
-        seeds = sorted(set(dream) & set(control))
+        pairs = self.pairs("hard", "dream", "control")  # same seed and budget
+        dream, control = {s: d for s, (d, _) in pairs.items()}, {s: c for s, (_, c) in pairs.items()}
+        seeds = sorted(pairs)
         if not seeds:
             return self.missing("C11", {"hard": ["dream", "control"]}, "extra updates and example passes per seed")
         same = [dream[s]["extra_updates"] == control[s]["extra_updates"] and

@@ -378,3 +378,22 @@ def test_each_inconclusive_claim_says_what_more_seeds_can_do(tmp_path):
     assert lines["C9"].endswith("no pilot run grokked within 30000 steps: more seeds at this budget cannot show "
                                 "a speed-up.")
     assert set(lines) == {v.id for v in audits[""] if v.verdict.startswith("inconclusive")}
+
+
+def test_paired_whole_run_quantities_compare_runs_of_the_same_budget(tmp_path):
+    """Compute counts (C11) and event effects (C5) sum or average over a whole run: a seed's dream run
+    extended to a longer budget is paired with the other arm's run of the budget both have."""
+    for s in range(3):
+        for arm in ("dream", "control", "baseline"):
+            synth_run(tmp_path / f"{arm}{s}_3000.h5", arm, s, None, budget=3000)
+        synth_run(tmp_path / f"dream{s}_6000.h5", "dream", s, None, budget=6000)  # the longest dream run
+    rows, _ = collect([tmp_path])
+    audit = report.Audit(rows)
+    assert {r["budget"] for r in audit.arm("hard", "dream")} == {6000}
+    pairs = audit.pairs("hard", "dream", "control")
+    assert sorted(pairs) == [0, 1, 2] and all(d["budget"] == c["budget"] == 3000 for d, c in pairs.values())
+    c11 = audit.c11()
+    assert c11.verdict == "supported" and c11.effect.startswith("equal totals in 3/3")
+    # without the 3000-step dream runs there is no common budget, and so no pair
+    rows = [r for r in rows if not (r["arm"] == "dream" and r["budget"] == 3000)]
+    assert report.Audit(rows).pairs("hard", "dream", "control") == {}

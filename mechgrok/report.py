@@ -768,7 +768,9 @@ def _mechanistic_section(rows: list[dict]) -> str:
                "definition, and over the chord), from the memorisation to the final checkpoint of a run that never "
                "grokked (over the chord), and across replay events (stated definition); held-out accuracy of a "
                "linear probe of (a + b) mod p on the last layer's residual stream at the final checkpoint (chance "
-               "1/p; probes/linear.py).")
+               "1/p; probes/linear.py). The top-5 share measures how much of W_E's energy sits in any five "
+               "frequencies, the lowest ones included (a smooth embedding); only with a low restricted loss (which the "
+               "emergence step also requires) are they the frequencies of the modular-addition algorithm.")
     out.append("")
     out.append(_md_table(["variant", "arm", "seed", "emergence", "to event", "top-5 share", "event/window",
                           "mem->alg barrier", "chord", "mem->final chord", "event barrier", "(a+b) probe"], body))

@@ -2,7 +2,8 @@
 
 Every figure is drawn from run files (and their /analysis results) or, for runs
 whose files are not here, from the rows, curves and analysis series carried in the
-results tables (``--table``; mechgrok.results), as PNG (300 dpi) and PDF, sized for a journal column (3.4 in wide; two-panel figures 7 in).
+results tables (``--table``; mechgrok.results), as PNG (300 dpi) and PDF, sized for
+a journal column (3.4 in wide; two-panel figures 7 in).
 Each function returns the numbers it plotted, so tests can check them against
 the statistics table. Colours are fixed per arm across all figures.
 

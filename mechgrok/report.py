@@ -491,16 +491,15 @@ class Audit:
 
     def c11(self) -> Verdict:
         pairs = self.pairs("hard", "dream", "control")  # same seed and budget
-        dream, control = {s: d for s, (d, _) in pairs.items()}, {s: c for s, (_, c) in pairs.items()}
         seeds = sorted(pairs)
         if not seeds:
             return self.missing("C11", {"hard": ["dream", "control"]}, "extra updates and example passes per seed")
-        same = [dream[s]["extra_updates"] == control[s]["extra_updates"] and
-                dream[s]["extra_passes"] == control[s]["extra_passes"] for s in seeds]
+        same = [d["extra_updates"] == c["extra_updates"] and d["extra_passes"] == c["extra_passes"]
+                for d, c in pairs.values()]
         # runs that stop early (grokked) have fewer events; compare per event as well
-        per_event = [dream[s]["extra_updates"] / max(dream[s]["events"], 1) ==
-                     control[s]["extra_updates"] / max(control[s]["events"], 1) for s in seeds]
-        extra_share = np.mean([dream[s]["extra_passes"] / max(dream[s]["regular_passes"], 1) for s in seeds])
+        per_event = [d["extra_updates"] / max(d["events"], 1) == c["extra_updates"] / max(c["events"], 1)
+                     for d, c in pairs.values()]
+        extra_share = np.mean([d["extra_passes"] / max(d["regular_passes"], 1) for d, _ in pairs.values()])
         verdict = "supported" if all(per_event) else "contradicted"
         return Verdict("C11", "extra optimiser updates and example passes, dream vs control, per seed (exact counts)",
                        ",".join(map(str, seeds)), len(seeds),

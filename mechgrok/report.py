@@ -361,6 +361,10 @@ class Audit:
             notes.append(f"for comparison, the drop at control (random replay) events: {_f(cm[0])} {_ci(cm[1], cm[2])}")
         if n < MIN_SEEDS or len(paired) < MIN_SEEDS:
             verdict = f"inconclusive at n = {min(n, len(paired))}"
+            unmeasured = [r for r in dream + base if not has_file(r) and
+                          math.isnan(r["event_drop" if r["arm"] == "dream" else "event_test_change"])]
+            if unmeasured:  # rows carried from a results table written before event effects were measured
+                notes.append(_needs_files(None, unmeasured))
         elif (not math.isnan(d_hi) and d_hi <= 0) or (not math.isnan(r_hi) and r_hi < 0.01):
             verdict = "contradicted"
             notes.append("no drop, or no test-accuracy rise of even 1 point after events")
@@ -550,11 +554,12 @@ class Audit:
 
 
 # ---- document ------------------------------------------------------------------------------------
-def _needs_files(analysis: str, rows: list[dict]) -> str:
-    """What an analysis-based verdict without data needs: the analysis run on the files that are here,
-    or (runs carried from the results table without files) the runs trained again."""
-    here = [r["path"] for r in rows if has_file(r)]
-    gone = len(rows) - len(here)
+def _needs_files(analysis: str | None, rows: list[dict]) -> str:
+    """What a verdict without data needs: the analysis run on the files that are here, or (runs
+    carried from the results table without files, or ``analysis`` None: a measurement made while
+    training) the runs trained again."""
+    here = [r["path"] for r in rows if has_file(r)] if analysis else []
+    gone = sum(not has_file(r) for r in rows)
     parts = [f"python -m mechgrok.analyze {analysis} " + " ".join(here)] if here else []
     if gone:
         parts.append(f"{gone} runs trained again (their files are not on this machine; rows carried from the "
@@ -829,8 +834,12 @@ def _power_rows(fin: list[dict], gpu) -> dict[str, dict]:
 SPEED_CLAIM_REGIME = {"C1": "easy", "C2": "medium", "C3": "hard", "C8": "hard", "C9": "hard"}
 
 
-def _more_seeds_text(cid: str, audit: Audit, power: dict[str, dict], gpu) -> str:
+def _more_seeds_text(v: Verdict, audit: Audit, power: dict[str, dict], gpu) -> str:
     """What more seeds can do for one inconclusive claim under the audit's reading."""
+    cid = v.id
+    needs = [n for n in v.notes if n.startswith("needs: ")]
+    if needs and v.n == 0:
+        return f"what it lacks is not seeds but measurements of the runs it has; {needs[0]}"
     if cid in SPEED_CLAIM_REGIME:
         variant = audit.variant(SPEED_CLAIM_REGIME[cid])
         row = power.get(variant)
@@ -885,7 +894,7 @@ def _power_section(rows: list[dict], audits: dict[str, list[Verdict]] | None = N
         by_reading = {reading: Audit(fin, reading) for reading in audits}
         out += ["Each inconclusive verdict, and what more seeds can do for it:", ""]
         out += [f"- **{v.id}** (`{reading or 'stated'}`, {v.verdict}): "
-                f"{_more_seeds_text(v.id, by_reading[reading], power, gpu)}." for reading, v in pending]
+                f"{_more_seeds_text(v, by_reading[reading], power, gpu)}." for reading, v in pending]
         out.append("")
     return "\n".join(out) + "\n"
 

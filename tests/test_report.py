@@ -14,7 +14,7 @@ from conftest import ROOT
 from mechgrok import figures, report, runstore, stats
 from mechgrok.config import make_config
 from mechgrok.data import split_indices
-from mechgrok.results import COLUMNS, carry, collect, curve_of, finished, has_file, read_csv, read_curves
+from mechgrok.results import COLUMNS, carry, collect, curve_of, finished, has_file, read_csv, read_curves, write_csv
 
 EVAL = 200
 
@@ -170,6 +170,9 @@ def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, 
     assert again["C6"].notes == ["needs: 12 runs trained again (their files are not on this machine; rows "
                                  "carried from the results table)"]
     text = (out / "REPORT.md").read_text()
+    # the power section says that what C6 lacks is measurements, not seeds
+    assert ("- **C6** (`stated`, inconclusive at n = 0): what it lacks is not seeds but measurements of the runs "
+            "it has; needs: 12 runs trained again") in text
     assert "18 of these rows come from the results table" in text
     assert "0 of the carried runs in use have series there, and 1 finished runs have their files here" in text
     assert len(read_csv(out / "runs.csv")) == 19  # the carried rows stay in the new table
@@ -191,6 +194,16 @@ def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, 
     # ... and so does the figures command line (curves from the curves table beside it)
     assert figures.main([str(runs), "--table", str(tmp_path / "runs.csv"), "--out", str(tmp_path / "f3")]) == 0
     assert (tmp_path / "f3" / "curves_hard.png").exists() and (tmp_path / "f3" / "km_hard.png").exists()
+    # a table written before event effects were measured: C5 has no runs to judge, and says what it needs
+    old = read_csv(tmp_path / "runs.csv")
+    for r in old:
+        r["event_drop"] = r["event_test_change"] = math.nan
+    write_csv(old, tmp_path / "old" / "runs.csv")
+    no_fx = {v.id: v for v in report.build([runs], tmp_path / "old", figures=False,
+                                           table=tmp_path / "old" / "runs.csv")[1]}["C5"]
+    assert no_fx.verdict == "inconclusive at n = 0"
+    assert no_fx.notes[-1] == ("needs: 12 runs trained again (their files are not on this machine; rows carried "
+                               "from the results table)")
     # without the table, only the file that is here counts
     _, alone = report.build([runs], tmp_path / "alone", figures=False)
     assert {v.id: v for v in alone}["C3"].verdict == "no runs"

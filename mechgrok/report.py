@@ -378,14 +378,20 @@ class Audit:
                        f"drop {_f(d_mean)}; rise vs baseline {_f(r_mean)}", f"{_ci(d_lo, d_hi)}; {_ci(r_lo, r_hi)}",
                        math.nan, verdict, notes)
 
-    def _fourier_by_seed(self, rows):
-        return {r["seed"]: item for r in rows if (item := analysis(r, "fourier")) is not None}
+    def _fourier_by_seed(self, arm: str) -> dict:
+        """Per seed, the Fourier analysis of the longest finished hard-regime run of ``arm`` that has
+        one. A seed's longest run may be carried from the table without its series while a shorter
+        run of it (the same training, stopped earlier) has its file here; C6 compares the two arms
+        at the checkpoints they share, so the longer the runs the more checkpoints it compares."""
+        fin = sorted((r for r in self.all_rows if r["finished"] and r["variant"] == self.variant("hard")
+                      and r["arm"] == arm), key=lambda r: r["budget"])
+        return {r["seed"]: item for r in fin if (item := analysis(r, "fourier")) is not None}  # longest stays
 
     def c6(self) -> Verdict:  # needs each run's Fourier series: its file, or the analyses table
         dream, base = self.arm("hard", "dream"), self.arm("hard", "baseline")
         if not dream or not base:
             return self.missing("C6", {"hard": ["baseline", "dream"]}, "Fourier sparsity of W_E, dream vs baseline")
-        fd, fb = self._fourier_by_seed(dream), self._fourier_by_seed(base)
+        fd, fb = self._fourier_by_seed("dream"), self._fourier_by_seed("baseline")
         seeds = sorted(set(fd) & set(fb))
         if not seeds:
             return Verdict("C6", "Fourier sparsity (top-5 share of W_E), dream minus baseline at shared checkpoints",

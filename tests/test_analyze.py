@@ -198,6 +198,13 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     c6_carried = report.Audit(carried, reading).c6()
     assert (c6_carried.n, c6_carried.runs, c6_carried.notes) == (c6_files.n, c6_files.runs, c6_files.notes)
     assert float(c6_carried.effect.split()[-1]) == pytest.approx(float(c6_files.effect.split()[-1]), abs=2e-3)
+    # a longer run of the baseline's seed, carried without series, does not hide the shorter run's series
+    base = next(r for r in carried if r["arm"] == "baseline")
+    longer = {**base, "budget": 2 * base["budget"], "config_hash": "longer", "path": "gone.h5", "analyses": {}}
+    audit = report.Audit(carried + [longer], reading)
+    assert audit.arm("hard", "baseline") == [longer]  # the seed's longest run
+    c6_longer = audit.c6()
+    assert (c6_longer.n, c6_longer.effect) == (c6_carried.n, c6_carried.effect)
     figs_carried = figures.make_all(carried, tmp_path / "f2")
     assert sorted(f.name for f in figs_carried) == sorted(f.name for f in figs_files)
     # a corrupt analyses table is one clear error, not a traceback

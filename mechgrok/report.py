@@ -327,8 +327,10 @@ class Audit:
         p_level = stats.median_at_most(k, len(dream))  # median peak >= PEAK_LEVEL claimed (98.25%)
         notes = [f"dream runs with peak >= {PEAK_LEVEL:.0%}: {k}/{len(dream)} (sign test of the claimed ~98% level, "
                  f"p {_f(p_level)}); runs with a shorter budget than {full} that never grokked are left out"]
-        if (len(dream) >= MIN_SEEDS and p_level < ALPHA) or (n >= MIN_SEEDS and p < ALPHA and diff_mean < 0):
-            verdict = "contradicted"  # the claimed ~98% level is rejected by the dream runs alone
+        if len(dream) >= MIN_SEEDS and p_level < ALPHA:
+            verdict, n = "contradicted", len(dream)  # the claimed ~98% level is rejected by the dream runs alone
+        elif n >= MIN_SEEDS and p < ALPHA and diff_mean < 0:
+            verdict = "contradicted"
         elif n >= MIN_SEEDS and p < ALPHA and diff_mean > 0:
             verdict = "supported"
         else:

@@ -106,6 +106,19 @@ def test_never_grokking_arms_are_contradicted_not_dropped(tmp_path):
     assert v["C4"].verdict == "contradicted"  # peak accuracy nowhere near the claimed 98%
 
 
+def test_c4_is_decided_by_the_dream_runs_alone_when_none_reaches_the_claimed_level(tmp_path):
+    """Five dream runs at the full budget, none near 98%, reject the claimed level by the sign test
+    (p = 1/32) whatever the number of baselines; the verdict counts the runs that decided it."""
+    _grid(tmp_path, {"dream": None}, range(5))
+    synth_run(tmp_path / "baseline0.h5", "baseline", 0, None)
+    c4 = _verdicts(tmp_path)["C4"]
+    assert (c4.verdict, c4.n) == ("contradicted", 5)
+    assert "0/5 (sign test of the claimed ~98% level, p 0.0312)" in c4.notes[0]
+    (tmp_path / "dream4.h5").unlink()  # four: p = 1/16, not below alpha; one baseline: no permutation test
+    c4 = _verdicts(tmp_path)["C4"]
+    assert (c4.verdict, c4.n) == ("inconclusive at n = 1", 1)
+
+
 def test_too_few_runs_are_inconclusive(tmp_path):
     _grid(tmp_path, {"baseline": 8000, "dream": 2000, "control": 8000}, range(2))
     v = _verdicts(tmp_path)

@@ -152,12 +152,16 @@ class Audit:
     def arm(self, regime: str, arm: str) -> list[dict]:
         return select(self.rows, variant=self.variant(regime), arm=arm)
 
+    def every_budget(self, regime: str, arm: str) -> list[dict]:
+        """Finished runs of ``arm``, every budget of a seed (``arm`` keeps only the longest), shortest first."""
+        return sorted((r for r in select(self.all_rows, variant=self.variant(regime), arm=arm) if r["finished"]),
+                      key=lambda r: r["budget"])
+
     def pairs(self, regime: str, a: str, b: str) -> dict[int, tuple[dict, dict]]:
         """Per seed, finished runs of arms ``a`` and ``b`` with the same budget, the largest both have:
         a paired comparison of whole-run quantities (event effects, compute counts) must cover the
         same stretch of training, which the longest run of each arm (``arm``) need not."""
-        fin = [r for r in self.all_rows if r["finished"] and r["variant"] == self.variant(regime)]
-        by = {arm: {(r["seed"], r["budget"]): r for r in fin if r["arm"] == arm} for arm in (a, b)}
+        by = {arm: {(r["seed"], r["budget"]): r for r in self.every_budget(regime, arm)} for arm in (a, b)}
         out = {}
         for seed, budget in sorted(set(by[a]) & set(by[b])):
             out[seed] = (by[a][(seed, budget)], by[b][(seed, budget)])  # ascending budgets: the largest stays
@@ -385,9 +389,8 @@ class Audit:
         one. A seed's longest run may be carried from the table without its series while a shorter
         run of it (the same training, stopped earlier) has its file here; C6 compares the two arms
         at the checkpoints they share, so the longer the runs the more checkpoints it compares."""
-        fin = sorted((r for r in self.all_rows if r["finished"] and r["variant"] == self.variant("hard")
-                      and r["arm"] == arm), key=lambda r: r["budget"])
-        return {r["seed"]: item for r in fin if (item := analysis(r, "fourier")) is not None}  # longest stays
+        return {r["seed"]: item for r in self.every_budget("hard", arm)
+                if (item := analysis(r, "fourier")) is not None}  # ascending budgets: the longest stays
 
     def c6(self) -> Verdict:  # needs each run's Fourier series: its file, or the analyses table
         dream, base = self.arm("hard", "dream"), self.arm("hard", "baseline")

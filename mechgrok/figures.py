@@ -185,8 +185,9 @@ def speedup(rows, out: Path) -> tuple[list[Path], dict]:
 
 # ---- from /analysis --------------------------------------------------------------------------------
 def _analysed(rows, name):
-    """(row, arrays, attrs) of every finished run with analysis ``name`` (its file, or carried)."""
-    return [(r, *item) for r in finished(rows) if (item := analysis(r, name)) is not None]
+    """(row, arrays, attrs) of analysis ``name`` (its file, or carried), per (variant, arm, seed) from
+    its longest finished run that has one (a longer run without it would hide it)."""
+    return [(r, *analysis(r, name)) for r in finished(rows, keep=lambda r: analysis(r, name) is not None)]
 
 
 def spectrum(row, arrays, out: Path) -> list[Path]:
@@ -309,7 +310,7 @@ def make_all(rows, out: str | Path, prune: bool = False) -> list[Path]:
         paths += speedup(fin, out)[0]
     for name, fn in (("fourier", fourier_metrics), ("norms", norm_trajectories), ("landscape", interpolation),
                      ("probes", probe_curves)):
-        items = _analysed(fin, name)
+        items = _analysed(rows, name)
         for variant in sorted({r["variant"] for r, _, _ in items}):
             paths += fn([it for it in items if it[0]["variant"] == variant], variant, out)
         if name == "fourier":

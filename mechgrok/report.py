@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, stats
-from .config import OPEN_CHOICES, REGIMES, RunConfig, config_of_variant, make_config, reading_settings, stated_changes
+from .config import OPEN_CHOICES, REGIMES, config_of_variant, make_config, reading_settings, stated_changes
 from .errors import MechgrokError
 from .results import (analysis, compute_text, finished, has_file, load, process_seconds, select, SUMMARY_COLUMNS,
                       write_analyses, write_csv, write_curves)
@@ -768,15 +768,18 @@ def _verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
 def _mechanistic_section(rows: list[dict]) -> str:
     out = ["## Mechanistic evidence (C5, C6, C12)", ""]
     body = []
-    for r in sorted(finished(rows), key=lambda r: (r["variant"], r["arm"], r["seed"])):
+    def analysed(r):  # summaries kept in the results table
+        return not all(math.isnan(r[c]) for c in SUMMARY_COLUMNS)
+
+    for r in finished(rows, keep=analysed):  # a seed's longest analysed run, which may be a shorter budget
         values = [r[c] for c in SUMMARY_COLUMNS]  # in the order of the table's header
-        if not all(math.isnan(v) for v in values):  # analysed (summaries kept in the results table)
-            body.append([r["variant"], r["arm"], str(r["seed"])] + [_cell(v) for v in values])
+        body.append([r["variant"], r["arm"], str(r["seed"]), str(r["budget"])] + [_cell(v) for v in values])
     if not body:
         out.append("No run has been analysed yet: `python -m mechgrok.analyze fourier runs/` (and `norms`, "
                    "`landscape`, `probes`).")
         return "\n".join(out) + "\n"
-    out.append("Per analysed run: Fourier emergence step (first checkpoint with top-5 share >= 0.5 and restricted "
+    out.append("Per seed, its longest analysed run (steps = its budget; a seed's longer run without analyses, "
+               "carried from the table, is left out here): Fourier emergence step (first checkpoint with top-5 share >= 0.5 and restricted "
                "loss <= 1 nat; -1 = never) and its distance to the nearest replay event; final top-5 share of W_E; "
                "median ratio of the displacement across a replay event to an ordinary window scaled to the same "
                "number of updates; loss barriers (train) from the memorisation to the grokked checkpoint (stated "
@@ -787,7 +790,7 @@ def _mechanistic_section(rows: list[dict]) -> str:
                "frequencies, the lowest ones included (a smooth embedding); only with a low restricted loss (which the "
                "emergence step also requires) are they the frequencies of the modular-addition algorithm.")
     out.append("")
-    out.append(_md_table(["variant", "arm", "seed", "emergence", "to event", "top-5 share", "event/window",
+    out.append(_md_table(["variant", "arm", "seed", "steps", "emergence", "to event", "top-5 share", "event/window",
                           "mem->alg barrier", "chord", "mem->final chord", "event barrier", "(a+b) probe"], body))
     return "\n".join(out) + "\n"
 

@@ -268,6 +268,8 @@ CARRIED_ANALYSES = {
     "landscape": (("kind", "t", "train_loss", "test_loss"), ()),
     "probes": (("step", "acc_sum"), ()),
 }
+# Series a verdict is computed from (C6's differences of top-5 shares, some ~1e-5), carried exactly.
+EXACT_SERIES = {("fourier", "top_share")}
 ANALYSES_COLUMNS = ("config_hash", "analysis", "part", "key", "dtype", "shape", "values")
 
 
@@ -311,13 +313,16 @@ def _cells(a: np.ndarray, exact: bool) -> tuple[str, str]:
 
 
 def write_analyses(rows: list[dict], path: str | os.PathLike) -> None:
-    """The carried analyses (``analysis``) of the finished rows, one line per array or attribute:
-    space-separated values in row-major order with their shape; array floats to 4 significant
-    digits (enough for a figure and for C6's differences), attributes exact."""
+    """The carried analyses (``analysis``) of the finished rows, every budget of a seed (C6 and the
+    analysis tables use a seed's longest run that has one, which may be a shorter budget), one line
+    per array or attribute: space-separated values in row-major order with their shape; array floats
+    to 4 significant digits (enough for a figure), attributes and the series a verdict reads
+    (EXACT_SERIES) exact, so the report from the tables alone gives the same numbers."""
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(ANALYSES_COLUMNS)
-        for r in sorted(finished(rows), key=lambda r: (r["variant"], r["arm"], r["seed"], r["budget"])):
+        done = [r for r in rows if r["finished"]]
+        for r in sorted(done, key=lambda r: (r["variant"], r["arm"], r["seed"], r["budget"])):
             for name in CARRIED_ANALYSES:
                 item = analysis(r, name)
                 if item is None:
@@ -325,7 +330,7 @@ def write_analyses(rows: list[dict], path: str | os.PathLike) -> None:
                 for part, values in zip(("array", "attr"), item):
                     for key, value in values.items():
                         a = np.asarray(value)
-                        dtype, text = _cells(a, exact=part == "attr")
+                        dtype, text = _cells(a, exact=part == "attr" or (name, key) in EXACT_SERIES)
                         w.writerow([r["config_hash"], name, part, key, dtype, "x".join(map(str, a.shape)), text])
 
 
@@ -387,12 +392,13 @@ def carry(rows: list[dict], table: list[dict], curves: dict | None = None,
     return rows + carried, len(carried)
 
 
-def finished(rows: list[dict]) -> list[dict]:
+def finished(rows: list[dict], keep=None) -> list[dict]:
     """Finished runs, one per (variant, arm, seed): where one seed was run with several budgets
-    (the same trajectory, cut at different steps), the run with the largest budget."""
+    (the same trajectory, cut at different steps), the run with the largest budget; with ``keep``
+    (a predicate on a row), the largest budget among the runs it keeps (e.g. those analysed)."""
     best: dict[tuple, dict] = {}
     for r in rows:
-        if not r["finished"]:
+        if not r["finished"] or (keep is not None and not keep(r)):
             continue
         key = (r["variant"], r["arm"], r["seed"])
         if key not in best or (r["budget"], r["grokked"]) > (best[key]["budget"], best[key]["grokked"]):

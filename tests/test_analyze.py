@@ -1,5 +1,6 @@
 """The analyses on real tiny runs, their storage in the run file, the CLI, and the probes."""
 
+import math
 import os
 import shutil
 import subprocess
@@ -51,7 +52,8 @@ def test_every_analysis_stores_results_and_leaves_training_data_alone(dream_copy
     row = section.splitlines()[-1].split(" | ")
     probe = runstore.read_analysis(dream_copy, "probes")[1]["final"]
     assert row[-1] == f"{probe['acc_sum'][-1]:.3g} |"
-    assert row[5] == f"{runstore.read_analysis(dream_copy, 'fourier')[1]['final_top_share']:.3g}"
+    assert row[3] == str(runstore.read_config(dream_copy).steps)  # the run's budget
+    assert row[6] == f"{runstore.read_analysis(dream_copy, 'fourier')[1]['final_top_share']:.3g}"
     # the summaries live on in the results table once the run file is gone
     from mechgrok.results import read_csv, write_csv
 
@@ -159,8 +161,8 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     files: with the files gone, the carried rows give the same C6 effect, the same series (to 4
     digits) and the same figures. ``dream`` holds every analysis; ``baseline`` is analysed here."""
     from mechgrok import figures, report
-    from mechgrok.results import (CARRIED_ANALYSES, analysis, carry, collect, read_analyses, read_csv,
-                                  read_curves, write_analyses, write_csv, write_curves)
+    from mechgrok.results import (CARRIED_ANALYSES, EXACT_SERIES, SUMMARY_COLUMNS, analysis, carry, collect,
+                                  read_analyses, read_csv, read_curves, write_analyses, write_csv, write_curves)
 
     runs = tmp_path / "runs"
     runs.mkdir(parents=True)
@@ -170,6 +172,13 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     rows = collect([runs])[0]
     for table, write in (("runs.csv", write_csv), ("curves.csv", write_curves), ("analyses.csv", write_analyses)):
         write(rows, tmp_path / table)
+    # a seed's shorter run keeps its series in the table where a longer run of that seed, without them, is
+    # finished too (each budget is written, not only the seed's longest)
+    base = next(r for r in rows if r["arm"] == "baseline")
+    longer = {**base, "budget": 2 * base["budget"], "config_hash": "longer", "path": "gone.h5", "carried": True,
+              "analyses": {}, **{c: math.nan for c in SUMMARY_COLUMNS}}
+    write_analyses(rows + [longer], tmp_path / "both.csv")
+    assert set(read_analyses(tmp_path / "both.csv")[base["config_hash"]]) == {"fourier"}
     from_files = {(r["arm"], name): analysis(r, name) for r in rows for name in CARRIED_ANALYSES}
     reading = report._reading(rows[0]["variant"])  # the tiny config's settings
     c6_files = report.Audit(rows, reading).c6()
@@ -190,21 +199,26 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
             assert got[0].keys() == want[0].keys() and got[1].keys() == want[1].keys()
             for k, a in want[0].items():
                 assert got[0][k].shape == a.shape, (name, k)
-                if a.dtype.kind == "f":
+                if a.dtype.kind == "f" and (name, k) not in EXACT_SERIES:
                     np.testing.assert_allclose(got[0][k], a, rtol=1e-3, atol=1e-12)
                 else:
                     assert (got[0][k] == a).all(), (name, k)
             assert got[1] == pytest.approx(want[1], rel=1e-9)
     c6_carried = report.Audit(carried, reading).c6()
     assert (c6_carried.n, c6_carried.runs, c6_carried.notes) == (c6_files.n, c6_files.runs, c6_files.notes)
-    assert float(c6_carried.effect.split()[-1]) == pytest.approx(float(c6_files.effect.split()[-1]), abs=2e-3)
+    assert c6_carried.effect == c6_files.effect  # its series are carried exactly
     # a longer run of the baseline's seed, carried without series, does not hide the shorter run's series
+    # from C6, the mechanistic table or the analysis figures
     base = next(r for r in carried if r["arm"] == "baseline")
-    longer = {**base, "budget": 2 * base["budget"], "config_hash": "longer", "path": "gone.h5", "analyses": {}}
+    longer = {**base, "budget": 2 * base["budget"], "config_hash": "longer", "path": "gone.h5", "analyses": {},
+              **{c: math.nan for c in SUMMARY_COLUMNS}}
     audit = report.Audit(carried + [longer], reading)
     assert audit.arm("hard", "baseline") == [longer]  # the seed's longest run
     c6_longer = audit.c6()
     assert (c6_longer.n, c6_longer.effect) == (c6_carried.n, c6_carried.effect)
+    assert report._mechanistic_section(carried + [longer]) == report._mechanistic_section(carried)
+    assert [r["config_hash"] for r, _, _ in figures._analysed(carried + [longer], "fourier")] == \
+        [r["config_hash"] for r, _, _ in figures._analysed(carried, "fourier")]
     figs_carried = figures.make_all(carried, tmp_path / "f2")
     assert sorted(f.name for f in figs_carried) == sorted(f.name for f in figs_files)
     # a corrupt analyses table is one clear error, not a traceback

@@ -13,7 +13,9 @@ One cached forward pass over all p*p inputs per checkpoint (TransformerLens
 ``run_with_cache`` with only the hooks an analysis needs) serves every metric of
 that checkpoint.
 
-Runs that are being trained (their lock is held) are skipped; runs that stopped
+Runs that are in use (being trained or analysed: their lock is held) are skipped,
+and an analysis holds the lock while it works, so no other process writes the
+file meanwhile; runs that stopped
 unfinished are analysed up to their last complete checkpoint and reported as
 partial. Bad paths, foreign or unreadable files and unknown checkpoints are one
 line each; the other runs are still analysed, and the exit code is 2 if any
@@ -22,7 +24,6 @@ path or run could not be analysed.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import sys
@@ -43,7 +44,8 @@ class SlimRunError(RunFileError):
 
 
 class RunView:
-    """One run file opened for analysis: its config, split, checkpoints and hooked model."""
+    """One run file opened for analysis: its config, split, checkpoints and hooked model. It reads
+    only; ``analyse`` holds the run's lock around it and the write of the results."""
 
     def __init__(self, path: str | Path, device: str = "cpu"):
         import torch
@@ -52,8 +54,6 @@ class RunView:
         from .model import build_model
 
         self.path = Path(path)
-        if runstore.is_locked(self.path):
-            raise RunFileError(f"{self.path}: is being trained now; analyse it when it has finished")
         self.cfg = runstore.read_config(self.path)
         self.attrs = runstore.read_attrs(self.path)
         if "slim" in self.attrs:
@@ -356,12 +356,15 @@ TIME_COLUMNS = {"fourier": ("step", "phase", "top_share", "gini", "ipr", "n_key"
 
 
 def analyse(name: str, path: str | Path, progress=None, **options) -> dict:
-    """Run analysis ``name`` on one run file, store it as /analysis/<name>, return its summary."""
-    view = RunView(path)
-    arrays, summary = RUNNERS[name](view, progress=progress, **options)
-    summary = {**summary, "partial": view.partial, "last_step": int(view.attrs.get("last_step", 0)),
-               "checkpoints_analysed": int(len(arrays.get("step", arrays.get("kind", []))))}
-    runstore.write_analysis(path, name, arrays, summary)
+    """Run analysis ``name`` on one run file, store it as /analysis/<name>, return its summary.
+    Holds the run's lock throughout (RunLockedError where a training or another analysis holds it)."""
+    runstore.read_config(path)  # a missing or foreign file is refused before a lock file is made beside it
+    with runstore.run_lock(path):
+        view = RunView(path)
+        arrays, summary = RUNNERS[name](view, progress=progress, **options)
+        summary = {**summary, "partial": view.partial, "last_step": int(view.attrs.get("last_step", 0)),
+                   "checkpoints_analysed": int(len(arrays.get("step", arrays.get("kind", []))))}
+        runstore.write_analysis(path, name, arrays, summary)
     return summary
 
 

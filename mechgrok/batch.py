@@ -194,7 +194,7 @@ def train_batch(cfgs: list[RunConfig], paths: list[str | Path], *, device: str =
         members: list[_Member] = []
         for cfg, path in zip(cfgs, paths):
             try:
-                stack.enter_context(runstore.training_lock(path))
+                stack.enter_context(runstore.run_lock(path))
             except RunLockedError:
                 locked.append(path)
                 continue

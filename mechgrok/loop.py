@@ -60,7 +60,7 @@ def train(cfg: RunConfig, path: str | Path, *, resume: bool = False, overwrite: 
     row at evaluation steps, else None).
     """
     dev = torch_device(device)
-    with runstore.training_lock(path):
+    with runstore.run_lock(path):
         plan = runstore.prepare(path, cfg, resume=resume, overwrite=overwrite)
         if plan != "done":
             if threads:

@@ -421,34 +421,23 @@ LOCK_SUFFIX = ".lock"
 
 
 @contextlib.contextmanager
-def training_lock(path: str | os.PathLike):
-    """Hold an exclusive lock on ``<path>.lock`` while training ``path`` (RunLockedError if another
-    process holds it). The lock dies with its process; the file is removed on exit."""
+def run_lock(path: str | os.PathLike):
+    """Hold an exclusive lock on ``<path>.lock`` while training or analysing ``path`` (RunLockedError
+    if another process holds it). The lock dies with its process; the file is removed on exit."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = Path(str(path) + LOCK_SUFFIX)
-    with open(lock_path, "w") as fh:
+    try:
+        fh = open(lock_path, "w")
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot make its lock file {lock_path.name} ({exc.strerror})") from None
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunLockedError(f"{path}: is being trained by another process") from None
+            raise RunLockedError(f"{path}: is in use by another process (training or analysis); "
+                                 "try again when it has finished") from None
         try:
             yield
         finally:
             lock_path.unlink(missing_ok=True)
-
-
-def is_locked(path: str | os.PathLike) -> bool:
-    """Whether some process is training ``path`` now."""
-    lock_path = Path(str(path) + LOCK_SUFFIX)
-    try:
-        fh = open(lock_path)
-    except OSError:
-        return False
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        return False

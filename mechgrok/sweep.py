@@ -11,7 +11,7 @@ corrupt file) stops the sweep with one line and exit code 2, touching nothing.
 Workers are separate processes (``python -m mechgrok.sweep --worker``), one per core
 with one torch thread each by default: on the 2-core CPU two 1-thread processes beat
 one 2-thread process. Training holds an exclusive lock (``<run file>.lock``, see
-mechgrok.runstore.training_lock), so two sweeps on one folder never write the same
+mechgrok.runstore.run_lock), so two sweeps on one folder never write the same
 file (the second reports the run as busy); workers die with the
 sweep (Linux parent-death signal), and a killed sweep loses at most each run's work
 since its last resume state (every checkpoint step).
@@ -281,7 +281,7 @@ def run_local(jobs: list[Job], workers: int | None = None, threads: int = 1, dev
                         print(f"sweep: finished {job.label}: {finished}", file=stream, flush=True)
                     elif proc.returncode == EXIT_LOCKED:
                         locked.append(job.label)
-                        print(f"sweep: {job.label} is being trained by another process; skipped", file=stream,
+                        print(f"sweep: {job.label} is in use by another process (training or analysis); skipped", file=stream,
                               flush=True)
                     else:
                         failed.append(job.label)

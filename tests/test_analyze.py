@@ -12,6 +12,7 @@ import pytest
 
 from conftest import ROOT, tiny
 from mechgrok import analyze, runstore
+from mechgrok.errors import RunLockedError
 from mechgrok.loop import train
 from probes.linear import probe_accuracy, probe_r2
 from test_loop import _contents, _same
@@ -133,6 +134,25 @@ def test_cli_bad_input_partial_runs_and_csv(arm_runs, tmp_path):
     assert str(good) in r.stdout  # the good run was still analysed
     assert runstore.read_analysis(good, "norms")[1]["complete"]
     assert (tmp_path / "n.csv").read_text().startswith("run,step,phase,total")
+    # the analysis held the run's lock and let it go; the refused files got no lock file beside them
+    assert not list(tmp_path.glob("*.lock"))
+    # a run in use by another process (a training, or a second analysis) is refused, its file untouched
+    before = good.read_bytes()
+    with runstore.run_lock(good):
+        with pytest.raises(RunLockedError, match="in use by another process"):
+            analyze.analyse("fourier", good)
+    assert good.read_bytes() == before
+    # ... and while an analysis works, the run is in use: a training (or analysis) of it is refused
+    refused = []
+
+    def try_lock(label, i, n):
+        with pytest.raises(RunLockedError):
+            with runstore.run_lock(good):
+                pass
+        refused.append(i)
+
+    analyze.analyse("norms", good, progress=try_lock)
+    assert refused and not list(tmp_path.glob("*.lock"))
     # an interrupted run is analysed up to its last checkpoint and reported as partial
     partial = tmp_path / "partial.h5"
 

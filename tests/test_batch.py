@@ -102,7 +102,7 @@ def test_train_batch_resumes_extends_skips_and_respects_locks(tmp_path):
     train(full[2], paths[2])
     before_0 = runstore.read_table(paths[0], "metrics")
     mtime_2 = paths[2].stat().st_mtime_ns
-    with runstore.training_lock(paths[3]):
+    with runstore.run_lock(paths[3]):
         attrs, locked = train_batch([full[s] for s in range(4)], [paths[s] for s in range(4)])
     assert locked == [paths[3]] and not paths[3].exists()
     assert [a["status"] for a in attrs] == ["complete"] * 3 and [a["last_step"] for a in attrs] == [200] * 3

@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 TORCH   := torch==2.13.0
 
-.PHONY: setup demo test clean-venv pilot screen stage2 random-split calibrate horizon
+.PHONY: setup demo test clean-venv pilot screen stage2 random-split calibrate horizon seed42
 
 setup: $(STAMP)
 
@@ -89,3 +89,14 @@ horizon: $(STAMP)
 	$(SWEEP) --regimes hard --arms baseline --seeds 0-3 --steps 12000 & \
 	$(SWEEP) --regimes hard --arms control --seeds 0-3 --steps 12000; wait
 	$(SWEEP) --regimes hard --arms dream --seeds 0-3 --workers 2
+
+# Stage 5, the analyses on seed 42 of every hard-regime arm: its 30000-step runs are carried in the
+# table without their files (trained in an earlier session), so each arm is trained again to 12000
+# steps, 1.5x the paper's latest claimed grok time (a prefix of the 30000-step run; a later sweep
+# without --steps extends it), then analysed as each run finishes.
+A42 := $(BIN)/python -m mechgrok.analyze
+seed42: $(STAMP)
+	$(SWEEP) --regimes hard --arms dream control --seeds 42 --steps 12000 & \
+	$(SWEEP) --regimes hard --arms baseline grokfast --seeds 42 --steps 12000; wait
+	for a in fourier norms landscape; do $(A42) $$a runs/hard@steps=12000/*/seed42.h5 --quiet; done
+	$(A42) probes runs/hard@steps=12000/*/seed42.h5 --every 4 --quiet

@@ -708,8 +708,11 @@ def _seed42_section(rows: list[dict]) -> str:
         else:
             body.append([arm, str(paper), "not run (python -m mechgrok.sweep --regimes hard --arms "
                                           f"{arm} --seeds 42 --out runs)", "", ""])
+    analysed = finished(select(rows, variant="hard", seed=42), keep=_analysed)
+    more = ("\n\nSeed 42's analysed runs are in the mechanistic table below: " +
+            ", ".join(f"{r['arm']} ({r['budget']} steps)" for r in analysed) + "." if analysed else "")
     return "\n".join(lines) + _md_table(["arm", "paper: grok step", "here: grok step", "peak test acc",
-                                         "final train acc"], body) + "\n"
+                                         "final train acc"], body) + more + "\n"
 
 
 def _setup_section(rows: list[dict]) -> str:
@@ -765,13 +768,15 @@ def _verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
             for v in verdicts]
 
 
+def _analysed(r: dict) -> bool:
+    """Whether the run has analysis summaries (kept in the results table)."""
+    return not all(math.isnan(r[c]) for c in SUMMARY_COLUMNS)
+
+
 def _mechanistic_section(rows: list[dict]) -> str:
     out = ["## Mechanistic evidence (C5, C6, C12)", ""]
     body = []
-    def analysed(r):  # summaries kept in the results table
-        return not all(math.isnan(r[c]) for c in SUMMARY_COLUMNS)
-
-    for r in finished(rows, keep=analysed):  # a seed's longest analysed run, which may be a shorter budget
+    for r in finished(rows, keep=_analysed):  # a seed's longest analysed run, which may be a shorter budget
         values = [r[c] for c in SUMMARY_COLUMNS]  # in the order of the table's header
         body.append([r["variant"], r["arm"], str(r["seed"]), str(r["budget"])] + [_cell(v) for v in values])
     if not body:

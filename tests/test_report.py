@@ -423,3 +423,21 @@ def test_paired_whole_run_quantities_compare_runs_of_the_same_budget(tmp_path):
     # without the 3000-step dream runs there is no common budget, and so no pair
     rows = [r for r in rows if not (r["arm"] == "dream" and r["budget"] == 3000)]
     assert report.Audit(rows).pairs("hard", "dream", "control") == {}
+
+
+def test_seed42_analysed_at_a_shorter_budget_is_shown_beside_its_full_budget_run(tmp_path):
+    """Seed 42's full-budget run without analyses (carried from the table) and the same seed trained
+    again to 12000 steps and analysed: the seed-42 section keeps the full-budget run's numbers and
+    points to the analysed one, which the mechanistic table shows with its budget."""
+    synth_run(tmp_path / "b42.h5", "baseline", 42, None)
+    synth_run(tmp_path / "b42_12000.h5", "baseline", 42, None, budget=12000)
+    rows, _ = collect([tmp_path])
+    assert "analysed runs" not in report._seed42_section(rows)
+    short = next(r for r in rows if r["budget"] == 12000)
+    short["final_top_share"] = 0.625  # as the results table keeps an analysis summary
+    section = report._seed42_section(rows)
+    assert "| baseline | 7800 | not grokked by 30000 |" in section
+    assert "Seed 42's analysed runs are in the mechanistic table below: baseline (12000 steps)." in section
+    table = report._mechanistic_section(rows).splitlines()
+    assert [ln for ln in table if ln.startswith("| hard")] == \
+        ["| hard | baseline | 42 | 12000 | - | - | 0.625 | - | - | - | - | - | - |"]

@@ -187,7 +187,8 @@ def speedup(rows, out: Path) -> tuple[list[Path], dict]:
 def _analysed(rows, name):
     """(row, arrays, attrs) of analysis ``name`` (its file, or carried), per (variant, arm, seed) from
     its longest finished run that has one (a longer run without it would hide it)."""
-    return [(r, *analysis(r, name)) for r in finished(rows, keep=lambda r: analysis(r, name) is not None)]
+    items = {id(r): item for r in rows if r["finished"] and (item := analysis(r, name)) is not None}  # read once
+    return [(r, *items[id(r)]) for r in finished(rows, keep=lambda r: id(r) in items)]
 
 
 def spectrum(row, arrays, out: Path) -> list[Path]:

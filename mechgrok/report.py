@@ -708,7 +708,7 @@ def _seed42_section(rows: list[dict]) -> str:
         else:
             body.append([arm, str(paper), "not run (python -m mechgrok.sweep --regimes hard --arms "
                                           f"{arm} --seeds 42 --out runs)", "", ""])
-    analysed = finished(select(rows, variant="hard", seed=42), keep=_analysed)
+    analysed = finished(select(rows, variant="hard", seed=42), keep=_has_summaries)
     more = ("\n\nSeed 42's analysed runs are in the mechanistic table below: " +
             ", ".join(f"{r['arm']} ({r['budget']} steps)" for r in analysed) + "." if analysed else "")
     return "\n".join(lines) + _md_table(["arm", "paper: grok step", "here: grok step", "peak test acc",
@@ -768,7 +768,7 @@ def _verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
             for v in verdicts]
 
 
-def _analysed(r: dict) -> bool:
+def _has_summaries(r: dict) -> bool:
     """Whether the run has analysis summaries (kept in the results table)."""
     return not all(math.isnan(r[c]) for c in SUMMARY_COLUMNS)
 
@@ -776,7 +776,7 @@ def _analysed(r: dict) -> bool:
 def _mechanistic_section(rows: list[dict]) -> str:
     out = ["## Mechanistic evidence (C5, C6, C12)", ""]
     body = []
-    for r in finished(rows, keep=_analysed):  # a seed's longest analysed run, which may be a shorter budget
+    for r in finished(rows, keep=_has_summaries):  # a seed's longest analysed run, which may be a shorter budget
         values = [r[c] for c in SUMMARY_COLUMNS]  # in the order of the table's header
         body.append([r["variant"], r["arm"], str(r["seed"]), str(r["budget"])] + [_cell(v) for v in values])
     if not body:
@@ -784,8 +784,8 @@ def _mechanistic_section(rows: list[dict]) -> str:
                    "`landscape`, `probes`).")
         return "\n".join(out) + "\n"
     out.append("Per seed, its longest analysed run (steps = its budget; a seed's longer run without analyses, "
-               "carried from the table, is left out here): Fourier emergence step (first checkpoint with top-5 share >= 0.5 and restricted "
-               "loss <= 1 nat; -1 = never) and its distance to the nearest replay event; final top-5 share of W_E; "
+               "carried from the table, is left out here): Fourier emergence step (first checkpoint with top-5 "
+               "share >= 0.5 and restricted loss <= 1 nat; -1 = never) and its distance to the nearest replay event; final top-5 share of W_E; "
                "median ratio of the displacement across a replay event to an ordinary window scaled to the same "
                "number of updates; loss barriers (train) from the memorisation to the grokked checkpoint (stated "
                "definition, and over the chord), from the memorisation to the final checkpoint of a run that never "

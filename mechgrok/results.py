@@ -313,8 +313,8 @@ def _cells(a: np.ndarray, exact: bool) -> tuple[str, str]:
 
 
 def write_analyses(rows: list[dict], path: str | os.PathLike) -> None:
-    """The carried analyses (``analysis``) of the finished rows, every budget of a seed (C6 and the
-    analysis tables use a seed's longest run that has one, which may be a shorter budget), one line
+    """The carried analyses (``analysis``) of the finished rows, every budget of a seed (C6, the
+    mechanistic table and the figures use a seed's longest run that has one, maybe a shorter budget), one line
     per array or attribute: space-separated values in row-major order with their shape; array floats
     to 4 significant digits (enough for a figure), attributes and the series a verdict reads
     (EXACT_SERIES) exact, so the report from the tables alone gives the same numbers."""

@@ -281,8 +281,8 @@ def run_local(jobs: list[Job], workers: int | None = None, threads: int = 1, dev
                         print(f"sweep: finished {job.label}: {finished}", file=stream, flush=True)
                     elif proc.returncode == EXIT_LOCKED:
                         locked.append(job.label)
-                        print(f"sweep: {job.label} is in use by another process (training or analysis); skipped", file=stream,
-                              flush=True)
+                        print(f"sweep: {job.label} is in use by another process (training or analysis); skipped",
+                              file=stream, flush=True)
                     else:
                         failed.append(job.label)
                         print(f"sweep: {job.label} failed (exit {proc.returncode}); see {log_path}",

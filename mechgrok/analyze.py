@@ -16,8 +16,8 @@ that checkpoint.
 Runs that are in use (being trained or analysed: their lock is held) are skipped,
 and an analysis holds the lock while it works, so no other process writes the
 file meanwhile; runs that stopped unfinished are analysed up to their last
-complete checkpoint and reported as partial. Bad paths, foreign or unreadable files and unknown checkpoints are one
-line each; the other runs are still analysed, and the exit code is 2 if any
+complete checkpoint and reported as partial. Bad paths, foreign or unreadable
+files and unknown checkpoints are one line each; the other runs are still analysed, and the exit code is 2 if any
 path or run could not be analysed.
 """
 

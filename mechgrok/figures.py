@@ -33,7 +33,7 @@ import numpy as np
 
 from . import stats
 from .errors import MechgrokError
-from .results import analysis, curve, finished, load, select
+from .results import analysed, curve, finished, load, select
 
 ARM_COLORS = {"baseline": "#4d4d4d", "dream": "#d62728", "control": "#1f77b4", "grokfast": "#2ca02c",
               "dream-early": "#ff7f0e", "dream-plateau": "#9467bd"}
@@ -184,13 +184,6 @@ def speedup(rows, out: Path) -> tuple[list[Path], dict]:
 
 
 # ---- from /analysis --------------------------------------------------------------------------------
-def _analysed(rows, name):
-    """(row, arrays, attrs) of analysis ``name`` (its file, or carried), per (variant, arm, seed) from
-    its longest finished run that has one (a longer run without it would hide it)."""
-    items = {id(r): item for r in rows if r["finished"] and (item := analysis(r, name)) is not None}  # read once
-    return [(r, *items[id(r)]) for r in finished(rows, keep=lambda r: id(r) in items)]
-
-
 def spectrum(row, arrays, out: Path) -> list[Path]:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(COLUMN, 2.4))
@@ -311,7 +304,7 @@ def make_all(rows, out: str | Path, prune: bool = False) -> list[Path]:
         paths += speedup(fin, out)[0]
     for name, fn in (("fourier", fourier_metrics), ("norms", norm_trajectories), ("landscape", interpolation),
                      ("probes", probe_curves)):
-        items = _analysed(rows, name)
+        items = analysed(rows, name)
         for variant in sorted({r["variant"] for r, _, _ in items}):
             paths += fn([it for it in items if it[0]["variant"] == variant], variant, out)
         if name == "fourier":

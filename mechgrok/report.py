@@ -48,7 +48,7 @@ import numpy as np
 from . import __version__, stats
 from .config import OPEN_CHOICES, REGIMES, config_of_variant, make_config, reading_settings, stated_changes
 from .errors import MechgrokError
-from .results import (analysis, compute_text, finished, has_file, load, process_seconds, select, SUMMARY_COLUMNS,
+from .results import (analysed, compute_text, finished, has_file, load, process_seconds, select, SUMMARY_COLUMNS,
                       write_analyses, write_csv, write_curves)
 
 ALPHA = 0.05
@@ -389,8 +389,8 @@ class Audit:
         one. A seed's longest run may be carried from the table without its series while a shorter
         run of it (the same training, stopped earlier) has its file here; C6 compares the two arms
         at the checkpoints they share, so the longer the runs the more checkpoints it compares."""
-        return {r["seed"]: item for r in self.every_budget("hard", arm)
-                if (item := analysis(r, "fourier")) is not None}  # ascending budgets: the longest stays
+        return {r["seed"]: (arrays, attrs) for r, arrays, attrs in
+                analysed(select(self.all_rows, variant=self.variant("hard"), arm=arm), "fourier")}
 
     def c6(self) -> Verdict:  # needs each run's Fourier series: its file, or the analyses table
         dream, base = self.arm("hard", "dream"), self.arm("hard", "baseline")
@@ -785,7 +785,8 @@ def _mechanistic_section(rows: list[dict]) -> str:
         return "\n".join(out) + "\n"
     out.append("Per seed, its longest analysed run (steps = its budget; a seed's longer run without analyses, "
                "carried from the table, is left out here): Fourier emergence step (first checkpoint with top-5 "
-               "share >= 0.5 and restricted loss <= 1 nat; -1 = never) and its distance to the nearest replay event; final top-5 share of W_E; "
+               "share >= 0.5 and restricted loss <= 1 nat; -1 = never) and its distance to the nearest replay "
+               "event; final top-5 share of W_E; "
                "median ratio of the displacement across a replay event to an ordinary window scaled to the same "
                "number of updates; loss barriers (train) from the memorisation to the grokked checkpoint (stated "
                "definition, and over the chord), from the memorisation to the final checkpoint of a run that never "

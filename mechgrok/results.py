@@ -314,7 +314,7 @@ def _cells(a: np.ndarray, exact: bool) -> tuple[str, str]:
 
 def write_analyses(rows: list[dict], path: str | os.PathLike) -> None:
     """The carried analyses (``analysis``) of the finished rows, every budget of a seed (C6, the
-    mechanistic table and the figures use a seed's longest run that has one, maybe a shorter budget), one line
+    mechanistic table and the figures use a seed's longest run that has one, ``analysed``), one line
     per array or attribute: space-separated values in row-major order with their shape; array floats
     to 4 significant digits (enough for a figure), attributes and the series a verdict reads
     (EXACT_SERIES) exact, so the report from the tables alone gives the same numbers."""
@@ -390,6 +390,14 @@ def carry(rows: list[dict], table: list[dict], curves: dict | None = None,
                 "analyses": analyses.get(r["config_hash"], {})} for r in table
                if r["finished"] and r["config_hash"] not in have and str(Path(r["path"])) not in have]
     return rows + carried, len(carried)
+
+
+def analysed(rows: list[dict], name: str) -> list[tuple[dict, dict, dict]]:
+    """(row, arrays, attrs) of analysis ``name`` (``analysis``: its file, or carried), one per
+    (variant, arm, seed), from its longest finished run that has it: a longer run without it (carried
+    from the table without series) does not hide it. Each run's analysis is read once."""
+    items = {id(r): item for r in rows if r["finished"] and (item := analysis(r, name)) is not None}
+    return [(r, *items[id(r)]) for r in finished(rows, keep=lambda r: id(r) in items)]
 
 
 def finished(rows: list[dict], keep=None) -> list[dict]:

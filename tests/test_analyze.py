@@ -181,8 +181,9 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     files: with the files gone, the carried rows give the same C6 effect, the same series (to 4
     digits) and the same figures. ``dream`` holds every analysis; ``baseline`` is analysed here."""
     from mechgrok import figures, report
-    from mechgrok.results import (CARRIED_ANALYSES, EXACT_SERIES, SUMMARY_COLUMNS, analysis, carry, collect,
-                                  read_analyses, read_csv, read_curves, write_analyses, write_csv, write_curves)
+    from mechgrok.results import (CARRIED_ANALYSES, EXACT_SERIES, SUMMARY_COLUMNS, analysed, analysis, carry,
+                                  collect, read_analyses, read_csv, read_curves, write_analyses, write_csv,
+                                  write_curves)
 
     runs = tmp_path / "runs"
     runs.mkdir(parents=True)
@@ -237,8 +238,8 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     c6_longer = audit.c6()
     assert (c6_longer.n, c6_longer.effect) == (c6_carried.n, c6_carried.effect)
     assert report._mechanistic_section(carried + [longer]) == report._mechanistic_section(carried)
-    assert [r["config_hash"] for r, _, _ in figures._analysed(carried + [longer], "fourier")] == \
-        [r["config_hash"] for r, _, _ in figures._analysed(carried, "fourier")]
+    assert [r["config_hash"] for r, _, _ in analysed(carried + [longer], "fourier")] == \
+        [r["config_hash"] for r, _, _ in analysed(carried, "fourier")]
     figs_carried = figures.make_all(carried, tmp_path / "f2")
     assert sorted(f.name for f in figs_carried) == sorted(f.name for f in figs_files)
     # a corrupt analyses table is one clear error, not a traceback

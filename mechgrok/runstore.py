@@ -423,21 +423,39 @@ LOCK_SUFFIX = ".lock"
 @contextlib.contextmanager
 def run_lock(path: str | os.PathLike):
     """Hold an exclusive lock on ``<path>.lock`` while training or analysing ``path`` (RunLockedError
-    if another process holds it). The lock dies with its process; the file is removed on exit."""
+    if another process holds it). The lock dies with its process; the file is removed on exit.
+
+    The holder removes the lock file before it lets go, so a process that opened the file just
+    before that finds, once it has the lock, a file no longer at ``<path>.lock``; it then starts
+    over on the path's current file, and two processes never both hold the lock."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = Path(str(path) + LOCK_SUFFIX)
+    while True:
+        try:
+            fh = open(lock_path, "a")
+        except OSError as exc:
+            raise RunFileError(f"{path}: cannot make its lock file {lock_path.name} ({exc.strerror})") from None
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunLockedError(f"{path}: is in use by another process (training or analysis); "
+                                     "try again when it has finished") from None
+            if not _same_file(fh, lock_path):
+                continue  # its holder removed it and let go between our open and our lock
+            try:
+                yield
+            finally:
+                lock_path.unlink(missing_ok=True)
+            return
+
+
+def _same_file(fh, path: Path) -> bool:
+    """Whether the open file ``fh`` is still the file at ``path``."""
     try:
-        fh = open(lock_path, "w")
-    except OSError as exc:
-        raise RunFileError(f"{path}: cannot make its lock file {lock_path.name} ({exc.strerror})") from None
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunLockedError(f"{path}: is in use by another process (training or analysis); "
-                                 "try again when it has finished") from None
-        try:
-            yield
-        finally:
-            lock_path.unlink(missing_ok=True)
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fh.fileno())
+    return (own.st_dev, own.st_ino) == (st.st_dev, st.st_ino)

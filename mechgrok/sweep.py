@@ -203,12 +203,20 @@ def _worker_cmd(unit: list[Job], threads: int, device: str) -> list[str]:
 
 # ---- the local pool ---------------------------------------------------------------------------
 class _Tracker:
-    """Overall progress: runs done / running / pending and an ETA from steps per second."""
+    """Overall progress: runs done / running / pending and an ETA from steps per second.
 
-    def __init__(self, jobs: list[Job], stream):
+    Each run's progress counts from the step it started at: its own last step, or, for a run
+    extended from a shorter budget, that run's last step (its copy is made by the worker, so
+    the steps it inherits are not counted as trained here)."""
+
+    def __init__(self, jobs: list[Job], stream, extend: list[Job] = ()):
         self.jobs, self.stream = jobs, stream
         self.t0 = time.monotonic()
-        self.start_steps = sum(self._steps(j) for j in jobs)
+        self.start = {j.path: self._steps(j) for j in jobs}
+        for j in extend:
+            src = shorter_run(j.cfg, j.path)
+            if src is not None:
+                self.start[j.path] = max(self.start[j.path], self._steps(Job(j.cfg, src)))
         self.last_print = 0.0
 
     @staticmethod
@@ -219,10 +227,11 @@ class _Tracker:
             return 0  # missing, or being written this instant
 
     def line(self, done: int, running: int, pending: int, failed: int) -> str:
-        steps = sum(self._steps(j) for j in self.jobs)
-        left = sum(j.cfg.steps for j in self.jobs) - steps
-        # a resumed run first falls back to its last resume state, so the count can dip below the start
-        rate = max(steps - self.start_steps, 0) / max(time.monotonic() - self.t0, 1e-9)
+        now = {j.path: self._steps(j) for j in self.jobs}
+        # a resumed run first falls back to its last resume state, so a run's count can dip below its start
+        trained = sum(max(now[j.path] - self.start[j.path], 0) for j in self.jobs)
+        left = sum(j.cfg.steps - max(now[j.path], self.start[j.path]) for j in self.jobs)
+        rate = trained / max(time.monotonic() - self.t0, 1e-9)
         eta = "?" if rate <= 0 else _duration(left / rate)
         return (f"sweep: {done}/{len(self.jobs)} done, {running} running, {pending} pending"
                 + (f", {failed} failed" if failed else "") + f" | {rate:.1f} steps/s | ETA <= {eta} (full budgets)")
@@ -249,7 +258,7 @@ def run_local(jobs: list[Job], workers: int | None = None, threads: int = 1, dev
     workers = workers or os.cpu_count() or 1
     states = check(jobs)
     todo = units([j for j in jobs if j not in states["done"]], batch_runs)
-    tracker = _Tracker(jobs, stream)
+    tracker = _Tracker(jobs, stream, states["extend"])
     pending, running = list(todo), {}
     done, failed, locked = len(states["done"]), [], []
     print(f"sweep: {len(jobs)} runs; {done} already finished, {len(states['resume'])} to resume, "

@@ -7,6 +7,7 @@ import sys
 
 import h5py
 import numpy as np
+import pytest
 
 from conftest import ROOT, TINY_FLAGS, run_cli, tiny
 from mechgrok import runstore
@@ -49,3 +50,28 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
         # a run that ends at its budget without grokking keeps exactly its final state (for extension)
         assert [int(g.attrs["step"]) for g in f["resume"].values()] == [600]
         assert np.all(np.diff(f["metrics/step"][...]) > 0)
+
+
+def test_lock_released_between_open_and_flock_is_taken_afresh(tmp_path, monkeypatch):
+    """A holder removes <run>.lock and lets go just after we opened it: the lock we then get is on a
+    file no longer at the path, so run_lock starts over; while we hold it, no one else can take it."""
+    run = tmp_path / "r.h5"
+    lock_path = tmp_path / ("r.h5" + runstore.LOCK_SUFFIX)
+    real_flock = runstore.fcntl.flock
+    calls = []
+
+    def flock_after_holder_left(fh, op):
+        if not calls:  # the other holder's exit: unlink, then unlock (its file is the one we opened)
+            lock_path.unlink()
+        calls.append(op)
+        return real_flock(fh, op)
+
+    lock_path.write_text("")
+    monkeypatch.setattr(runstore.fcntl, "flock", flock_after_holder_left)
+    with runstore.run_lock(run):
+        assert len(calls) == 2 and lock_path.exists()
+        monkeypatch.setattr(runstore.fcntl, "flock", real_flock)
+        with pytest.raises(runstore.RunLockedError):
+            with runstore.run_lock(run):
+                pass
+    assert not lock_path.exists()

@@ -1,6 +1,8 @@
 """Sweeps on a tiny config with 2 workers: completion, idempotence, interruption, bad input."""
 
+import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +13,7 @@ import pytest
 from conftest import ROOT, TINY
 from mechgrok import runstore
 from mechgrok.errors import MechgrokError
-from mechgrok.sweep import done_elsewhere, parse_seeds, plan, run_local
+from mechgrok.sweep import _Tracker, done_elsewhere, parse_seeds, plan, run_local
 from test_loop import _contents, _same
 
 SWEEP_FLAGS = ["--p", "13", "--train-end", "6", "--steps", "400", "--eval-every", "50", "--checkpoint-every",
@@ -147,6 +149,12 @@ def test_a_longer_budget_continues_a_shorter_run_and_matches_a_direct_run(tmp_pa
     from mechgrok.sweep import check
 
     assert check(long)["extend"] == long
+    # progress counts from the shorter run's last step: the worker's copy of it is not trained steps
+    tracker = _Tracker(long, io.StringIO(), check(long)["extend"])
+    long[0].path.parent.mkdir(parents=True)
+    shutil.copy(short[0].path, long[0].path)
+    assert tracker.line(0, 1, 0, 0).endswith("| 0.0 steps/s | ETA <= ? (full budgets)")
+    long[0].path.unlink()
     assert run_local(long, workers=1)["done"] == 1
     direct = plan(**grid, out=tmp_path / "b", **SETTINGS)
     run_local(direct, workers=1)

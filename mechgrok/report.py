@@ -846,7 +846,11 @@ def _power_rows(fin: list[dict], gpu) -> dict[str, dict]:
         res = stats.seeds_needed([r["time_to_grok"] for r in base], [r["grokked"] for r in base], budget, target)
         cost = "-" if res["n"] is None else _cost(f"{res['n']} seeds x 3 arms", res["n"] * 3, budget,
                                                    _cpu_seconds_per_step(fin, variant), gpu)
-        out[variant] = {"target": target, "pilot": len(base), "n": res["n"], "reason": res["reason"], "cost": cost}
+        reason, shorter = res["reason"], sorted({r["budget"] for r in base if r["budget"] < budget})
+        if shorter:  # the pilots that stopped earlier say nothing about grok times past their budget
+            reason += (f" ({sum(r['budget'] == budget for r in base)} of {len(base)} pilot runs ran all {budget} "
+                       f"steps; the others stopped at {' or '.join(map(str, shorter))})")
+        out[variant] = {"target": target, "pilot": len(base), "n": res["n"], "reason": reason, "cost": cost}
     return out
 
 

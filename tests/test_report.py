@@ -402,7 +402,7 @@ def test_each_inconclusive_claim_says_what_more_seeds_can_do(tmp_path):
     assert "(0/1); if the next ones do not either, 5 runs reject the claimed ~98% level" in lines["C4"]
     assert "4 more dream runs" in lines["C4"]
     assert lines["C9"].endswith("no pilot run grokked within 30000 steps: more seeds at this budget cannot show "
-                                "a speed-up.")
+                                "a speed-up (1 of 4 pilot runs ran all 30000 steps; the others stopped at 3000).")
     assert set(lines) == {v.id for v in audits[""] if v.verdict.startswith("inconclusive")}
 
 

@@ -1088,13 +1088,17 @@ def splice_findings(readme: str | Path, block: str) -> None:
     path.write_text(head + FINDINGS_START + "\n" + block + "\n" + FINDINGS_END + tail)
 
 
-def _git_commit() -> str:
+def _git_commit(here: Path = Path(__file__).parent) -> str:
+    """The commit of the code that writes the report (the folder ``here``, mechgrok/), with
+    "+ uncommitted changes to mechgrok/" when the folder differs from that commit."""
     try:
-        r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                           text=True, timeout=5)
-        return r.stdout.strip() or "unknown"
+        r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=here, capture_output=True,
+                                 text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    commit = r.stdout.strip() or "unknown"
+    return commit + (" + uncommitted changes to mechgrok/" if commit != "unknown" and changed.stdout.strip() else "")
 
 
 def to_html(markdown: str, base: Path) -> str:

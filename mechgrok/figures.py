@@ -80,6 +80,16 @@ def _mark_events(ax, steps, color, y=0.0):
         ax.plot(steps, np.full(len(steps), y), "|", color=color, markersize=3, alpha=0.6, clip_on=False)
 
 
+def _runs_label(arm: str, grid, counts) -> str:
+    """Legend text: how many runs a curve is the median of, and from which step on fewer runs
+    (shorter budgets) remain in it."""
+    counts = np.asarray(counts)
+    n = int(counts.max())
+    if counts[-1] == n:
+        return f"{arm} (n={n})"
+    return f"{arm} (n={n} to step {int(np.asarray(grid)[counts == n][-1])}, {int(counts[-1])} at the end)"
+
+
 # ---- from the results table ----------------------------------------------------------------------
 def learning_curves(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
     plt = _plt()
@@ -102,10 +112,11 @@ def learning_curves(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
             grid_k, vals = grid[keep], vals[:, keep]
             med = np.nanmedian(vals, axis=0)
             q1, q3 = np.nanpercentile(vals, [25, 75], axis=0)
-            ax.plot(grid_k, med, color=ARM_COLORS[arm], label=f"{arm} (n={len(arm_rows)})")
+            ax.plot(grid_k, med, color=ARM_COLORS[arm], label=_runs_label(arm, grid_k, np.isfinite(vals).sum(axis=0)))
             ax.fill_between(grid_k, q1, q3, color=ARM_COLORS[arm], alpha=0.2, linewidth=0)
             plotted[(arm, key)] = (grid_k, med)
-        _mark_events(axes[0], tables[0]["replay_steps"], ARM_COLORS[arm], y=-0.04)
+        events = np.unique(np.concatenate([t["replay_steps"] for t in tables]))  # every run's, the longest included
+        _mark_events(axes[0], events, ARM_COLORS[arm], y=-0.04)
     for ax, title in zip(axes, ("test accuracy", "train accuracy")):
         ax.set_xlabel("training step")
         ax.set_ylabel(title)

@@ -455,3 +455,9 @@ def test_report_names_its_commit_and_says_when_the_code_differs_from_it(tmp_path
     (code / "report.py").write_text("x = 2\n")
     assert report._git_commit(code) == head + " + uncommitted changes to mechgrok/"
     assert report._git_commit(tmp_path / "missing") == "unknown"
+
+
+def test_curve_legend_says_where_shorter_runs_leave_the_median():
+    grid = [0, 1000, 2000, 3000, 15000]
+    assert figures._runs_label("dream", grid, [3, 3, 3, 3, 3]) == "dream (n=3)"
+    assert figures._runs_label("dream", grid, [3, 3, 3, 1, 1]) == "dream (n=3 to step 2000, 1 at the end)"

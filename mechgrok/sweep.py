@@ -212,22 +212,22 @@ class _Tracker:
     def __init__(self, jobs: list[Job], stream, extend: list[Job] = ()):
         self.jobs, self.stream = jobs, stream
         self.t0 = time.monotonic()
-        self.start = {j.path: self._steps(j) for j in jobs}
+        self.start = {j.path: self._steps(j.path) for j in jobs}
         for j in extend:
             src = shorter_run(j.cfg, j.path)
             if src is not None:
-                self.start[j.path] = max(self.start[j.path], self._steps(Job(j.cfg, src)))
+                self.start[j.path] = max(self.start[j.path], self._steps(src))
         self.last_print = 0.0
 
     @staticmethod
-    def _steps(job: Job) -> int:
+    def _steps(path) -> int:
         try:
-            return int(runstore.read_attrs(job.path).get("last_step", 0))
+            return int(runstore.read_attrs(path).get("last_step", 0))
         except (MechgrokError, OSError, KeyError):
             return 0  # missing, or being written this instant
 
     def line(self, done: int, running: int, pending: int, failed: int) -> str:
-        now = {j.path: self._steps(j) for j in self.jobs}
+        now = {j.path: self._steps(j.path) for j in self.jobs}
         # a resumed run first falls back to its last resume state, so a run's count can dip below its start
         trained = sum(max(now[j.path] - self.start[j.path], 0) for j in self.jobs)
         left = sum(j.cfg.steps - max(now[j.path], self.start[j.path]) for j in self.jobs)

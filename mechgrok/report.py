@@ -536,8 +536,8 @@ class Audit:
         notes = [f"split '{cfg.split}', train_end {cfg.train_end}: {len(first_unseen)} tokens never appear as the first "
                  f"operand in training; {len(unseen)} test tokens never appear in any training sequence",
                  "some test tokens are untrained embeddings" if unseen else
-                 "every test operand's embedding is trained (" + ("each unseen first operand occurs as a second "
-                                                                  "operand), " if first_unseen else "") + "so none is novel"]
+                 "every test operand's embedding is trained" + (" (each unseen first operand occurs as a second "
+                                                                "operand)" if first_unseen else "") + ", so none is novel"]
         return Verdict("C12", "token coverage of the training inputs (computed from the split)", "split", 1,
                        f"{len(unseen)} of {cfg.p} tokens unseen in training", "n/a", math.nan, verdict, notes)
 

@@ -314,6 +314,7 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     assert "| id | `stated` | `split=random` |" in by_reading and "weight_decay" not in by_reading
     details = by_reading.split("### Details under `split=random`", 1)[1]
     assert "- **C12** (" in details and "- **C3**" not in details  # claims with no runs there are left out
+    assert "every test operand's embedding is trained, so none is novel" in details  # no unseen first operand there
     assert {v.id: v for v in verdicts}["C3"].verdict == "contradicted"
     block = report.findings(verdicts, rows, tmp_path)
     assert block.endswith("Calibration runs (they change stated settings and enter no verdict; REPORT.md, 'Calibration "

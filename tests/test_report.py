@@ -215,6 +215,8 @@ def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, 
     no_fx = {v.id: v for v in report.build([runs], tmp_path / "old", figures=False,
                                            table=tmp_path / "old" / "runs.csv")[1]}["C5"]
     assert no_fx.verdict == "inconclusive at n = 0"
+    assert ("for comparison, the drop at control (random replay) events: not measured (none of the 6 control runs "
+            "has event effects in its row)") in no_fx.notes
     assert no_fx.notes[-1] == ("needs: 12 runs trained again (their files are not on this machine; rows carried "
                                "from the results table)")
     # without the table, only the file that is here counts

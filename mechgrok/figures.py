@@ -301,26 +301,75 @@ def probe_curves(items, variant: str, out: Path) -> list[Path]:
 FIGURE_PREFIXES = ("curves_", "km_", "speedup", "spectrum_", "fourier_", "norms_", "landscape_", "probes_")
 
 
-def make_all(rows, out: str | Path, prune: bool = False) -> list[Path]:
+def _runs_of(rows) -> str:
+    """'dream seeds 0, 1 (30000 steps); baseline seed 42 (12000 steps)': the runs a figure draws."""
+    parts = []
+    for arm in _arms(rows):
+        arm_rows = [r for r in rows if r["arm"] == arm]
+        budgets = sorted({int(r["budget"]) for r in arm_rows})
+        seeds = ", ".join(str(r["seed"]) for r in arm_rows)
+        parts.append(f"{arm} seed{'s' if len(arm_rows) > 1 else ''} {seeds} "
+                     f"({' or '.join(str(b) for b in budgets)} steps)")
+    return "; ".join(parts)
+
+
+ANALYSIS_CAPTIONS = {
+    "fourier": "Top-5 share of the energy of W_E's Fourier spectrum (left), restricted loss on all pairs (solid) and "
+               "excluded loss on the training pairs (dashed, right) over training",
+    "norms": "L2 norm of all weights (left) and distance from initialisation (right) over training",
+    "landscape": "Loss along the straight line between checkpoints: memorised to grokked (or, if the run never "
+                 "grokked, final) checkpoint (left); before to after each replay event (right, train loss)",
+    "probes": "Accuracy of linear probes for (a + b) mod p on the residual stream after each layer, on held-out "
+              "pairs, over training",
+}
+
+
+def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None = None) -> list[Path]:
     """Every figure the runs (and their analyses) allow; returns the files written. With ``prune``,
     figures of this module's names (FIGURE_PREFIXES) in ``out`` that this call did not write are
-    removed, so the folder holds exactly the figures the runs give now."""
+    removed, so the folder holds exactly the figures the runs give now. ``captions``, a dict, is
+    filled with each figure's name (file stem) -> one sentence on what it shows and which runs it draws."""
     out = Path(out)
+    captions = {} if captions is None else captions
     fin = finished(rows)
     paths: list[Path] = []
     for variant in sorted({r["variant"] for r in fin}):
-        paths += learning_curves(fin, variant, out)[0]
-        paths += kaplan_meier(fin, variant, out)[0]
+        runs = select(fin, variant=variant)
+        new = learning_curves(fin, variant, out)[0]
+        if new:
+            drawn = [r for r in runs if curve(r) is not None]
+            captions[new[0].stem] = (
+                f"Learning curves, `{variant}`: median and interquartile band over seeds of test (left) and train "
+                f"(right) accuracy; ticks mark replay events; dotted line: the 95% grokking threshold. Drawn from "
+                f"{len(drawn)} of its {len(runs)} finished runs: {_runs_of(drawn)}"
+                + (f"; the other {len(runs) - len(drawn)} are rows carried from the results table without a "
+                   "learning curve." if len(drawn) < len(runs) else "."))
+        new_km = kaplan_meier(fin, variant, out)[0]
+        captions[new_km[0].stem] = (
+            f"Kaplan-Meier estimate of the fraction of runs not yet grokked, `{variant}`; + marks a run censored "
+            f"(it ended without grokking), o a KM median. {len(runs)} runs: {_runs_of(runs)}.")
+        paths += new + new_km
     if any("speedup" in ln for ln in stats.table(fin)):
-        paths += speedup(fin, out)[0]
+        new = speedup(fin, out)[0]
+        captions[new[0].stem] = ("Speed-up over baseline (ratio of Kaplan-Meier median times to grok, 95% bootstrap "
+                                 "interval) per arm and reading, where both medians fall within the budget; dashed: "
+                                 "the paper's 3.7x.")
+        paths += new
     for name, fn in (("fourier", fourier_metrics), ("norms", norm_trajectories), ("landscape", interpolation),
                      ("probes", probe_curves)):
         items = analysed(rows, name)
         for variant in sorted({r["variant"] for r, _, _ in items}):
-            paths += fn([it for it in items if it[0]["variant"] == variant], variant, out)
+            mine = [it for it in items if it[0]["variant"] == variant]
+            new = fn(mine, variant, out)
+            captions[new[0].stem] = f"{ANALYSIS_CAPTIONS[name]}, `{variant}`: {_runs_of([r for r, _, _ in mine])}."
+            paths += new
         if name == "fourier":
             for r, a, _ in items:
-                paths += spectrum(r, a, out)
+                new = spectrum(r, a, out)
+                captions[new[0].stem] = (f"Norm of each Fourier frequency k of W_E at each checkpoint (colour), "
+                                         f"`{r['variant']}` {r['arm']} seed {r['seed']} ({int(r['budget'])} steps); "
+                                         "white ticks: replay events.")
+                paths += new
     if prune:
         written = set(paths)
         for f in sorted(out.glob("*")):

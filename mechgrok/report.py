@@ -993,9 +993,13 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
     if figures and fin:
         from .figures import make_all
 
-        figs = make_all(rows, fig_dir, prune=True)
+        captions: dict = {}
+        figs = make_all(rows, fig_dir, prune=True, captions=captions)
         rel = Path(os.path.relpath(fig_dir, out))
-        lines += ["## Figures", ""] + [f"![{f.stem}]({(rel / f.name).as_posix()})" for f in figs if f.suffix == ".png"]
+        lines += ["## Figures", ""]
+        for f in figs:
+            if f.suffix == ".png":
+                lines += [f"![{f.stem}]({(rel / f.name).as_posix()})", "", f"*{captions[f.stem]}*", ""]
     text = "\n".join(lines) + "\n"
     (out / "REPORT.md").write_text(text)
     (out / "report.html").write_text(to_html(text, out))
@@ -1105,7 +1109,7 @@ def _git_commit(here: Path = Path(__file__).parent) -> str:
 
 def to_html(markdown: str, base: Path) -> str:
     """A self-contained HTML page for the report's markdown subset (headings, tables, lists,
-    code blocks, bold, inline code, images embedded as data URIs)."""
+    code blocks, bold, inline code, whole-line italics, images embedded as data URIs)."""
     def inline(s: str) -> str:
         s = html.escape(s)
         s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
@@ -1154,6 +1158,8 @@ def to_html(markdown: str, base: Path) -> str:
             out.append(f"<li>{inline(line[2:])}</li>")
         elif line.startswith("  ") and in_list:
             out[-1] = out[-1].replace("</li>", " " + inline(line.strip()) + "</li>")
+        elif re.fullmatch(r"\*[^*].*[^*]\*", line):  # a whole-line italic: a figure's caption
+            out.append(f"<p><i>{inline(line[1:-1])}</i></p>")
         elif line.strip():
             out.append(f"<p>{inline(line)}</p>")
     flush_table()

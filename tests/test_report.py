@@ -137,6 +137,9 @@ def test_report_and_figures_from_run_files(tmp_path):
         assert f"| {cid} |" in text
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html
+    # each figure is followed by its caption, in italics
+    assert "![km_hard](figures/km_hard.png)\n\n*Kaplan-Meier estimate of the fraction of runs not yet grokked" in text
+    assert "<p><i>Kaplan-Meier estimate of the fraction of runs not yet grokked, <code>hard</code>;" in html
     assert len(read_csv(out / "runs.csv")) == 12
     # a figure's plotted numbers equal the statistics table
     rows, _ = collect([runs])
@@ -227,6 +230,14 @@ def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, 
     rows, n = carry(collect([runs])[0], read_csv(tmp_path / "runs.csv"))
     dream0 = [r for r in rows if r["arm"] == "dream" and r["seed"] == 0 and r["variant"] == "hard"]
     assert n == 17 and len(dream0) == 1 and dream0[0]["time_to_grok"] == 6000
+    # each figure's caption names the runs it draws, and which runs a learning-curve figure leaves out
+    caps: dict = {}
+    figures.make_all(rows, tmp_path / "f4", captions=caps)
+    assert caps["curves_hard"].endswith("Drawn from 1 of its 18 finished runs: dream seed 0 (30000 steps); the other "
+                                        "17 are rows carried from the results table without a learning curve.")
+    assert caps["km_hard"].endswith("18 runs: baseline seeds 0, 1, 2, 3, 4, 5 (30000 steps); dream seeds 0, 1, 2, "
+                                    "3, 4, 5 (30000 steps); control seeds 0, 1, 2, 3, 4, 5 (30000 steps).")
+    assert caps["curves_hard_split-random"].endswith("Drawn from 1 of its 1 finished runs: dream seed 0 (30000 steps).")
     # ... once it has finished: while a run is trained again, its table row stays
     synth_run(runs / "d1.h5", "dream", 1, 6000)
     with h5py.File(runs / "d1.h5", "r+") as f:

@@ -123,7 +123,9 @@ def learning_curves(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
         ax.set_ylim(-0.06, 1.02)
         ax.axhline(0.95, color="k", lw=0.5, ls=":")
     axes[0].set_title(f"{variant}: median and IQR over seeds; ticks = replay events")
-    axes[1].legend(loc="lower right", frameon=False)
+    # below the panels: noisy train curves leave no empty corner inside them
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 3), frameon=False)
     return _save(fig, out, f"curves_{_safe(variant)}"), plotted
 
 

@@ -364,9 +364,9 @@ class Audit:
         if control:
             c_drops = self._event_drops(control)
             cm = stats.mean_interval(c_drops)
-            notes.append(f"for comparison, the drop at control (random replay) events: {_f(cm[0])} {_ci(cm[1], cm[2])}"
-                         if c_drops else f"for comparison, the drop at control (random replay) events: not measured "
-                         f"(none of the {len(control)} control runs has event effects in its row)")
+            notes.append("for comparison, the drop at control (random replay) events: " +
+                         (f"{_f(cm[0])} {_ci(cm[1], cm[2])}" if c_drops else
+                          f"not measured (none of the {len(control)} control runs has event effects in its row)"))
         if n < MIN_SEEDS or len(paired) < MIN_SEEDS:
             verdict = f"inconclusive at n = {min(n, len(paired))}"
             unmeasured = [r for r in dream + base if not has_file(r) and

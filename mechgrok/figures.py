@@ -91,10 +91,14 @@ def _runs_label(arm: str, grid, counts) -> str:
 
 
 # ---- from the results table ----------------------------------------------------------------------
-def learning_curves(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
+def learning_curves(rows, variant: str, out: Path, drawn: list | None = None) -> tuple[list[Path], dict]:
+    """Median and IQR of test and train accuracy over seeds, per arm. ``drawn``, a list, is extended
+    with the rows whose curves the figure draws (those with a curve, from a file or carried)."""
     plt = _plt()
     # a run's curve: from its file, or carried with its row from the committed curves table
     with_curves = [(r, c) for r in select(finished(rows), variant=variant) if (c := curve(r)) is not None]
+    if drawn is not None:
+        drawn.extend(r for r, _ in with_curves)
     if not with_curves:
         return [], {}
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4), sharex=True)
@@ -337,9 +341,9 @@ def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None =
     paths: list[Path] = []
     for variant in sorted({r["variant"] for r in fin}):
         runs = select(fin, variant=variant)
-        new = learning_curves(fin, variant, out)[0]
+        drawn: list = []
+        new = learning_curves(fin, variant, out, drawn)[0]
         if new:
-            drawn = [r for r in runs if curve(r) is not None]
             captions[new[0].stem] = (
                 f"Learning curves, `{variant}`: median and interquartile band over seeds of test (left) and train "
                 f"(right) accuracy; ticks mark replay events; dotted line: the 95% grokking threshold. Drawn from "

@@ -411,8 +411,8 @@ class Audit:
             ia = [int(np.nonzero(a["step"] == t)[0][-1]) for t in steps]
             ib = [int(np.nonzero(b["step"] == t)[0][-1]) for t in steps]
             diffs.append(float(np.mean(a["top_share"][ia] - b["top_share"][ib])) if steps else math.nan)
-            notes.append(f"seed {s}: emergence step dream {fd[s][1]['emergence_step']}, baseline "
-                         f"{fb[s][1]['emergence_step']}; final top-5 share {fd[s][1]['final_top_share']:.3f} vs "
+            notes.append(f"seed {s}: emergence step dream {_step_or_never(fd[s][1]['emergence_step'])}, baseline "
+                         f"{_step_or_never(fb[s][1]['emergence_step'])}; final top-5 share {fd[s][1]['final_top_share']:.3f} vs "
                          f"{fb[s][1]['final_top_share']:.3f}")
         m, lo, hi = stats.mean_interval(diffs)
         n = len(seeds)
@@ -801,6 +801,12 @@ def _mechanistic_section(rows: list[dict]) -> str:
     out.append(_md_table(["variant", "arm", "seed", "steps", "emergence", "to event", "top-5 share", "event/window",
                           "mem->alg barrier", "chord", "mem->final chord", "event barrier", "(a+b) probe"], body))
     return "\n".join(out) + "\n"
+
+
+def _step_or_never(step) -> str:
+    """An analysis's step for the reader: the analyses write -1 for a step that never came."""
+    step = float(step)
+    return "n/a" if math.isnan(step) else "never" if step < 0 else str(int(step))
 
 
 GPU_BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench_batch_cuda.json"

@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -205,6 +206,9 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     c6_files = report.Audit(rows, reading).c6()
     figs_files = figures.make_all(rows, tmp_path / "f1")
     assert c6_files.n == 1 and any(f.name.startswith("landscape_") for f in figs_files)
+    # the emergence step is a step or "never" (the analyses' -1), as the reader needs it
+    assert re.match(r"seed \d+: emergence step dream (never|\d+), baseline (never|\d+); final", c6_files.notes[0])
+    assert [report._step_or_never(v) for v in (-1, -1.0, 1200.0, math.nan)] == ["never", "never", "1200", "n/a"]
     for f in runs.glob("*.h5"):
         f.unlink()
     carried, n = carry([], read_csv(tmp_path / "runs.csv"), read_curves(tmp_path / "curves.csv"),

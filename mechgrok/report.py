@@ -779,15 +779,17 @@ def _mechanistic_section(rows: list[dict]) -> str:
     out = ["## Mechanistic evidence (C5, C6, C12)", ""]
     body = []
     for r in finished(rows, keep=_has_summaries):  # a seed's longest analysed run, which may be a shorter budget
-        values = [r[c] for c in SUMMARY_COLUMNS]  # in the order of the table's header
-        body.append([r["variant"], r["arm"], str(r["seed"]), str(r["budget"])] + [_cell(v) for v in values])
+        cells = [_cell(r[c]) for c in SUMMARY_COLUMNS]  # in the order of the table's header
+        if r["emergence_step"] < 0:  # no emergence: no distance to an event either
+            cells[:2] = [_step_or_never(r["emergence_step"]), "-"]
+        body.append([r["variant"], r["arm"], str(r["seed"]), str(r["budget"])] + cells)
     if not body:
         out.append("No run has been analysed yet: `python -m mechgrok.analyze fourier runs/` (and `norms`, "
                    "`landscape`, `probes`).")
         return "\n".join(out) + "\n"
     out.append("Per seed, its longest analysed run (steps = its budget; a seed's longer run without analyses, "
                "carried from the table, is left out here): Fourier emergence step (first checkpoint with top-5 "
-               "share >= 0.5 and restricted loss <= 1 nat; -1 = never) and its distance to the nearest replay "
+               "share >= 0.5 and restricted loss <= 1 nat) and its distance to the nearest replay "
                "event; final top-5 share of W_E; "
                "median ratio of the displacement across a replay event to an ordinary window scaled to the same "
                "number of updates; loss barriers (train) from the memorisation to the grokked checkpoint (stated "

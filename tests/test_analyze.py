@@ -55,7 +55,16 @@ def test_every_analysis_stores_results_and_leaves_training_data_alone(dream_copy
     probe = runstore.read_analysis(dream_copy, "probes")[1]["final"]
     assert row[-1] == f"{probe['acc_sum'][-1]:.3g} |"
     assert row[3] == str(runstore.read_config(dream_copy).steps)  # the run's budget
-    assert row[6] == f"{runstore.read_analysis(dream_copy, 'fourier')[1]['final_top_share']:.3g}"
+    fourier = runstore.read_analysis(dream_copy, "fourier")[1]
+    assert row[6] == f"{fourier['final_top_share']:.3g}"
+    # emergence and its distance to an event: steps, or "never" and "-" (not the stored -1)
+    never = fourier["emergence_step"] < 0
+    assert row[4:6] == (["never", "-"] if never else
+                        [str(fourier["emergence_step"]), str(fourier["emergence_event_distance"])])
+    assert ("emergence never," in analyze._summary_line("fourier", dream_copy, fourier)) == never
+    section_never = report._mechanistic_section([{**r, "emergence_step": -1.0, "emergence_event_distance": -1.0}
+                                                 for r in collect([dream_copy])[0]])
+    assert section_never.splitlines()[-1].split(" | ")[4:6] == ["never", "-"]
     # the summaries live on in the results table once the run file is gone
     from mechgrok.results import read_csv, write_csv
 

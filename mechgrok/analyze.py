@@ -382,7 +382,8 @@ def _summary_line(name: str, path: Path, s: dict) -> str:
     if name == "fourier":
         emerged = (f"emergence {s['emergence_step']} (nearest event {s['emergence_event_distance']} steps)"
                    if s["emergence_step"] >= 0 else "emergence never")
-        body = (f"{emerged}, final keys {s['final_key_frequencies'][:8]}{'...' if len(s['final_key_frequencies']) > 8 else ''}, "
+        keys = s["final_key_frequencies"]
+        body = (f"{emerged}, final keys {keys[:8]}{'...' if len(keys) > 8 else ''}, "
                 f"top-5 share {s['final_top_share']:.2f}, restricted loss {s['final_restricted_loss']:.3g}")
     elif name == "norms":
         body = (f"final norm {s['final_total_norm']:.1f}, from init {s['final_dist_init']:.1f}, "

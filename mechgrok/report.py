@@ -406,14 +406,14 @@ class Audit:
                            [_needs_files("fourier", dream + base)])
         diffs, notes = [], []
         for s in seeds:
-            a, b = fd[s][0], fb[s][0]
+            (a, da), (b, ba) = fd[s], fb[s]  # series, attributes
             steps = sorted(set(a["step"][a["step"] > 0].tolist()) & set(b["step"].tolist()))
             ia = [int(np.nonzero(a["step"] == t)[0][-1]) for t in steps]
             ib = [int(np.nonzero(b["step"] == t)[0][-1]) for t in steps]
             diffs.append(float(np.mean(a["top_share"][ia] - b["top_share"][ib])) if steps else math.nan)
-            notes.append(f"seed {s}: emergence step dream {_step_or_never(fd[s][1]['emergence_step'])}, baseline "
-                         f"{_step_or_never(fb[s][1]['emergence_step'])}; final top-5 share {fd[s][1]['final_top_share']:.3f} vs "
-                         f"{fb[s][1]['final_top_share']:.3f}")
+            notes.append(f"seed {s}: emergence step dream {_step_or_never(da['emergence_step'])}, baseline "
+                         f"{_step_or_never(ba['emergence_step'])}; final top-5 share {da['final_top_share']:.3f} vs "
+                         f"{ba['final_top_share']:.3f}")
         m, lo, hi = stats.mean_interval(diffs)
         n = len(seeds)
         if n < MIN_SEEDS:

@@ -779,10 +779,10 @@ def _mechanistic_section(rows: list[dict]) -> str:
     out = ["## Mechanistic evidence (C5, C6, C12)", ""]
     body = []
     for r in finished(rows, keep=_has_summaries):  # a seed's longest analysed run, which may be a shorter budget
-        cells = [_cell(r[c]) for c in SUMMARY_COLUMNS]  # in the order of the table's header
+        cells = {c: _cell(r[c]) for c in SUMMARY_COLUMNS}  # in the order of the table's header
         if r["emergence_step"] < 0:  # no emergence: no distance to an event either
-            cells[:2] = [_step_or_never(r["emergence_step"]), "-"]
-        body.append([r["variant"], r["arm"], str(r["seed"]), str(r["budget"])] + cells)
+            cells.update(emergence_step=_step_or_never(r["emergence_step"]), emergence_event_distance="-")
+        body.append([r["variant"], r["arm"], str(r["seed"]), str(r["budget"])] + list(cells.values()))
     if not body:
         out.append("No run has been analysed yet: `python -m mechgrok.analyze fourier runs/` (and `norms`, "
                    "`landscape`, `probes`).")

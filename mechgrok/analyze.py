@@ -380,8 +380,10 @@ def _progress_bar(stream=sys.stderr):
 def _summary_line(name: str, path: Path, s: dict) -> str:
     tag = " (partial: unfinished run, up to step %d)" % s["last_step"] if s["partial"] else ""
     if name == "fourier":
-        emerged = (f"emergence {s['emergence_step']} (nearest event {s['emergence_event_distance']} steps)"
-                   if s["emergence_step"] >= 0 else "emergence never")
+        from .fourier import step_or_never
+
+        emerged = f"emergence {step_or_never(s['emergence_step'])}" + (
+            f" (nearest event {s['emergence_event_distance']} steps)" if s["emergence_step"] >= 0 else "")
         keys = s["final_key_frequencies"]
         body = (f"{emerged}, final keys {keys[:8]}{'...' if len(keys) > 8 else ''}, "
                 f"top-5 share {s['final_top_share']:.2f}, restricted loss {s['final_restricted_loss']:.3g}")

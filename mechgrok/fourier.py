@@ -176,3 +176,9 @@ def emergence(steps, top_share, restricted_loss) -> int:
         if t >= EMERGE_TOP_SHARE and r <= EMERGE_RESTRICTED_LOSS:
             return int(s)
     return -1
+
+
+def step_or_never(step) -> str:
+    """A step from ``emergence`` (or a summary holding one) for the reader: -1 reads "never", NaN "n/a"."""
+    step = float(step)
+    return "n/a" if math.isnan(step) else "never" if step < 0 else str(int(step))

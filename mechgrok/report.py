@@ -48,6 +48,7 @@ import numpy as np
 from . import __version__, stats
 from .config import OPEN_CHOICES, REGIMES, config_of_variant, make_config, reading_settings, stated_changes
 from .errors import MechgrokError
+from .fourier import step_or_never
 from .results import (analysed, compute_text, finished, has_file, load, process_seconds, select, SUMMARY_COLUMNS,
                       write_analyses, write_csv, write_curves)
 
@@ -411,8 +412,8 @@ class Audit:
             ia = [int(np.nonzero(a["step"] == t)[0][-1]) for t in steps]
             ib = [int(np.nonzero(b["step"] == t)[0][-1]) for t in steps]
             diffs.append(float(np.mean(a["top_share"][ia] - b["top_share"][ib])) if steps else math.nan)
-            notes.append(f"seed {s}: emergence step dream {_step_or_never(da['emergence_step'])}, baseline "
-                         f"{_step_or_never(ba['emergence_step'])}; final top-5 share {da['final_top_share']:.3f} vs "
+            notes.append(f"seed {s}: emergence step dream {step_or_never(da['emergence_step'])}, baseline "
+                         f"{step_or_never(ba['emergence_step'])}; final top-5 share {da['final_top_share']:.3f} vs "
                          f"{ba['final_top_share']:.3f}")
         m, lo, hi = stats.mean_interval(diffs)
         n = len(seeds)
@@ -781,7 +782,7 @@ def _mechanistic_section(rows: list[dict]) -> str:
     for r in finished(rows, keep=_has_summaries):  # a seed's longest analysed run, which may be a shorter budget
         cells = {c: _cell(r[c]) for c in SUMMARY_COLUMNS}  # in the order of the table's header
         if r["emergence_step"] < 0:  # no emergence: no distance to an event either
-            cells.update(emergence_step=_step_or_never(r["emergence_step"]), emergence_event_distance="-")
+            cells.update(emergence_step=step_or_never(r["emergence_step"]), emergence_event_distance="-")
         body.append([r["variant"], r["arm"], str(r["seed"]), str(r["budget"])] + list(cells.values()))
     if not body:
         out.append("No run has been analysed yet: `python -m mechgrok.analyze fourier runs/` (and `norms`, "
@@ -803,12 +804,6 @@ def _mechanistic_section(rows: list[dict]) -> str:
     out.append(_md_table(["variant", "arm", "seed", "steps", "emergence", "to event", "top-5 share", "event/window",
                           "mem->alg barrier", "chord", "mem->final chord", "event barrier", "(a+b) probe"], body))
     return "\n".join(out) + "\n"
-
-
-def _step_or_never(step) -> str:
-    """An analysis's step for the reader: the analyses write -1 for a step that never came."""
-    step = float(step)
-    return "n/a" if math.isnan(step) else "never" if step < 0 else str(int(step))
 
 
 GPU_BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench_batch_cuda.json"

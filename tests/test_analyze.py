@@ -13,6 +13,7 @@ import pytest
 
 from conftest import ROOT, tiny
 from mechgrok import analyze, runstore
+from mechgrok.fourier import step_or_never
 from mechgrok.errors import RunLockedError
 from mechgrok.loop import train
 from probes.linear import probe_accuracy, probe_r2
@@ -217,7 +218,7 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     assert c6_files.n == 1 and any(f.name.startswith("landscape_") for f in figs_files)
     # the emergence step is a step or "never" (the analyses' -1), as the reader needs it
     assert re.match(r"seed \d+: emergence step dream (never|\d+), baseline (never|\d+); final", c6_files.notes[0])
-    assert [report._step_or_never(v) for v in (-1, -1.0, 1200.0, math.nan)] == ["never", "never", "1200", "n/a"]
+    assert [step_or_never(v) for v in (-1, -1.0, 1200.0, math.nan)] == ["never", "never", "1200", "n/a"]
     for f in runs.glob("*.h5"):
         f.unlink()
     carried, n = carry([], read_csv(tmp_path / "runs.csv"), read_curves(tmp_path / "curves.csv"),

@@ -40,6 +40,7 @@ ARM_COLORS = {"baseline": "#4d4d4d", "dream": "#d62728", "control": "#1f77b4", "
 ARM_ORDER = tuple(ARM_COLORS)
 COLUMN = 3.4
 DOUBLE = 7.0
+SPEEDUP_AXES_WIDTH = 3.0  # inches of plotting area in the speed-up figure, however long its row labels
 
 
 def _plt():
@@ -194,9 +195,15 @@ def speedup(rows, out: Path) -> tuple[list[Path], dict]:
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_ylim(-0.7, len(lines) - 0.3)
+    ends = [x for v in plotted.values() for x in v if math.isfinite(x) and x > 0]
+    ax.set_xlim(min([0.2] + [x / 1.25 for x in ends]), max([20.0] + [x * 1.25 for x in ends]))
     ax.axvline(1, color="k", lw=0.5, ls=":")
     ax.axvline(3.7, color="#d62728", lw=0.5, ls="--")
     ax.set_xlabel("speed-up over baseline (KM median ratio, 95% bootstrap CI); dashed = paper's 3.7x")
+    # the row labels name readings and can be long: widen the figure for them rather than squeeze the axes
+    fig.canvas.draw()
+    label_width = max((t.get_window_extent().width for t in ax.get_yticklabels()), default=0.0) / fig.dpi
+    fig.set_size_inches(max(COLUMN, label_width + SPEEDUP_AXES_WIDTH + 0.5), fig.get_size_inches()[1])
     return _save(fig, out, "speedup"), plotted
 
 

@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 
 import h5py
 import numpy as np
@@ -126,6 +127,12 @@ def test_too_few_runs_are_inconclusive(tmp_path):
         assert v[cid].verdict.startswith("inconclusive at n = "), (cid, v[cid].verdict)
 
 
+def _png_size(path) -> tuple[int, int]:
+    """Width and height in pixels, from the PNG header."""
+    head = path.read_bytes()[:24]
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
 def test_report_and_figures_from_run_files(tmp_path):
     runs = _grid(tmp_path / "runs", {"baseline": 8000, "dream": 2000, "control": 8000}, range(4))
     out = tmp_path / "report"
@@ -150,6 +157,14 @@ def test_report_and_figures_from_run_files(tmp_path):
     _, plotted = figures.speedup(rows, tmp_path / "figs")
     assert plotted[("hard", "dream")][0] == pytest.approx(table["dream"]["speedup"])
     assert (tmp_path / "figs" / "km_hard.pdf").stat().st_size > 1000
+    # a long reading name widens the speed-up figure instead of squeezing its plotting area to a sliver
+    # (matplotlib warns when tight_layout cannot make room for the row labels)
+    long = "hard@split=random,train_fraction=0.3,lr=0.001,weight_decay=1.0,steps=20000"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figures.speedup([{**r, "variant": long} for r in rows], tmp_path / "long")
+    width = {d: _png_size(tmp_path / d / "speedup.png")[0] for d in ("figs", "long")}
+    assert width["long"] > width["figs"] + 300 * 2  # 300 dpi: the longer labels add over 2 inches
 
 
 def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, capsys):

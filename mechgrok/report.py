@@ -677,8 +677,10 @@ def _calibration_notes(cal: list[dict]) -> list[str]:
         if memorised and memorised[-1] < first_event:
             lines.append(f"- `{variant}`: train accuracy reaches {cfg.memorised_threshold} at step "
                          f"{', '.join(map(str, memorised))}, before the first replay event (step {first_event}): "
-                         "dream-early (replay only before that) would replay nothing, so the timing ablation of C8 "
-                         "cannot be run at these settings.")
+                         "dream-early (replay only before that) would replay nothing, and dream-plateau (replay from "
+                         "then on) would replay at every event the dream arm does, so neither reading of C8's timing "
+                         "ablation (before vs after memorisation; from step 0 vs from the plateau) can be run at "
+                         "these settings.")
     return lines
 
 

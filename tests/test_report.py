@@ -336,6 +336,7 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     # described, not tested: the pair of one seed, and why C8's timing ablation cannot run there
     assert "dream vs baseline, same seeds" in cal and "seed 42: 3000 vs 4000 (1.33x)" in cal
     assert "at step 200, before the first replay event (step 400): dream-early" in cal
+    assert "dream-plateau (replay from then on) would replay at every event the dream arm does" in cal
     c8 = " ".join({v.id: v for v in verdicts}["C8"].notes)
     assert "not run: no run of any arm in this reading grokked (0/10, longest 3000 steps)" in c8
     by_reading = text.split("## Does a verdict depend", 1)[1].split("\n## ", 1)[0]

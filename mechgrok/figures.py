@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
+from .config import REPLAY_ARMS
 from .errors import MechgrokError
 from .results import analysed, curve, finished, load, select
 
@@ -382,7 +383,8 @@ def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None =
                 new = spectrum(r, a, out)
                 captions[new[0].stem] = (f"Norm of each Fourier frequency k of W_E at each checkpoint (colour), "
                                          f"`{r['variant']}` {r['arm']} seed {r['seed']} ({int(r['budget'])} steps); "
-                                         "white ticks: replay events.")
+                                         + ("white ticks: replay events." if r["arm"] in REPLAY_ARMS
+                                            else "no ticks: this arm does not replay."))
                 paths += new
     if prune:
         written = set(paths)

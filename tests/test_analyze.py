@@ -214,8 +214,12 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     from_files = {(r["arm"], name): analysis(r, name) for r in rows for name in CARRIED_ANALYSES}
     reading = report._reading(rows[0]["variant"])  # the tiny config's settings
     c6_files = report.Audit(rows, reading).c6()
-    figs_files = figures.make_all(rows, tmp_path / "f1")
+    caps: dict = {}
+    figs_files = figures.make_all(rows, tmp_path / "f1", captions=caps)
     assert c6_files.n == 1 and any(f.name.startswith("landscape_") for f in figs_files)
+    spectra = {k.split("_")[-2]: v for k, v in caps.items() if k.startswith("spectrum_")}
+    assert spectra["dream"].endswith("white ticks: replay events.")
+    assert spectra["baseline"].endswith("no ticks: this arm does not replay.")
     # the emergence step is a step or "never" (the analyses' -1), as the reader needs it
     assert re.match(r"seed \d+: emergence step dream (never|\d+), baseline (never|\d+); final", c6_files.notes[0])
     assert [step_or_never(v) for v in (-1, -1.0, 1200.0, math.nan)] == ["never", "never", "1200", "n/a"]

@@ -128,7 +128,8 @@ def learning_curves(rows, variant: str, out: Path, drawn: list | None = None) ->
         ax.set_ylabel(title)
         ax.set_ylim(-0.06, 1.02)
         ax.axhline(0.95, color="k", lw=0.5, ls=":")
-    axes[0].set_title(f"{variant}: median and IQR over seeds; ticks = replay events")
+    replays = any(r["arm"] in REPLAY_ARMS for r, _ in with_curves)
+    axes[0].set_title(f"{variant}: median and IQR over seeds" + ("; ticks = replay events" if replays else ""))
     # below the panels: noisy train curves leave no empty corner inside them
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 3), frameon=False)
@@ -355,7 +356,10 @@ def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None =
         if new:
             captions[new[0].stem] = (
                 f"Learning curves, `{variant}`: median and interquartile band over seeds of test (left) and train "
-                f"(right) accuracy; ticks mark replay events; dotted line: the 95% grokking threshold. Drawn from "
+                "(right) accuracy; "
+                + ("ticks mark replay events" if any(r["arm"] in REPLAY_ARMS for r in drawn)
+                   else "no ticks: no arm drawn here replays")
+                + f"; dotted line: the 95% grokking threshold. Drawn from "
                 f"{len(drawn)} of its {len(runs)} finished runs: {_runs_of(drawn)}"
                 + (f"; the other {len(runs) - len(drawn)} are rows carried from the results table without a "
                    "learning curve." if len(drawn) < len(runs) else "."))

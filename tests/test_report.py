@@ -157,6 +157,12 @@ def test_report_and_figures_from_run_files(tmp_path):
     _, plotted = figures.speedup(rows, tmp_path / "figs")
     assert plotted[("hard", "dream")][0] == pytest.approx(table["dream"]["speedup"])
     assert (tmp_path / "figs" / "km_hard.pdf").stat().st_size > 1000
+    # the learning-curve caption promises replay ticks only where an arm drawn replays
+    caps, caps_base = {}, {}
+    figures.make_all(rows, tmp_path / "all", captions=caps)
+    figures.make_all([r for r in rows if r["arm"] == "baseline"], tmp_path / "base", captions=caps_base)
+    assert "accuracy; ticks mark replay events; dotted line" in caps["curves_hard"]
+    assert "accuracy; no ticks: no arm drawn here replays; dotted line" in caps_base["curves_hard"]
     # a long reading name widens the speed-up figure instead of squeezing its plotting area to a sliver
     # (matplotlib warns when tight_layout cannot make room for the row labels)
     long = "hard@split=random,train_fraction=0.3,lr=0.001,weight_decay=1.0,steps=20000"

@@ -232,9 +232,11 @@ class _Tracker:
         trained = sum(max(now[j.path] - self.start[j.path], 0) for j in self.jobs)
         left = sum(j.cfg.steps - max(now[j.path], self.start[j.path]) for j in self.jobs)
         rate = trained / max(time.monotonic() - self.t0, 1e-9)
+        # run files record their step at checkpoints only: until the first one lands nothing is measured
+        speed = "? steps/s (none checkpointed yet)" if rate <= 0 else f"{rate:.1f} steps/s"
         eta = "?" if rate <= 0 else _duration(left / rate)
         return (f"sweep: {done}/{len(self.jobs)} done, {running} running, {pending} pending"
-                + (f", {failed} failed" if failed else "") + f" | {rate:.1f} steps/s | ETA <= {eta} (full budgets)")
+                + (f", {failed} failed" if failed else "") + f" | {speed} | ETA <= {eta} (full budgets)")
 
     def show(self, *counts, force=False) -> None:
         now = time.monotonic()

@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -153,9 +154,10 @@ def test_a_longer_budget_continues_a_shorter_run_and_matches_a_direct_run(tmp_pa
     tracker = _Tracker(long, io.StringIO(), check(long)["extend"])
     long[0].path.parent.mkdir(parents=True)
     shutil.copy(short[0].path, long[0].path)
-    assert tracker.line(0, 1, 0, 0).endswith("| 0.0 steps/s | ETA <= ? (full budgets)")
+    assert tracker.line(0, 1, 0, 0).endswith("| ? steps/s (none checkpointed yet) | ETA <= ? (full budgets)")
     long[0].path.unlink()
     assert run_local(long, workers=1)["done"] == 1
+    assert re.search(r"\| \d+\.\d steps/s \| ETA <= 0m00s \(full budgets\)$", tracker.line(1, 0, 0, 0))
     direct = plan(**grid, out=tmp_path / "b", **SETTINGS)
     run_local(direct, workers=1)
 

@@ -77,6 +77,11 @@ def _arms(rows) -> list[str]:
     return [a for a in ARM_ORDER if a in present]
 
 
+def _any_replays(rows) -> bool:
+    """Whether any of these runs belongs to an arm that replays (so its plot has event ticks)."""
+    return any(r["arm"] in REPLAY_ARMS for r in rows)
+
+
 def _mark_events(ax, steps, color, y=0.0):
     if len(steps):
         ax.plot(steps, np.full(len(steps), y), "|", color=color, markersize=3, alpha=0.6, clip_on=False)
@@ -128,8 +133,8 @@ def learning_curves(rows, variant: str, out: Path, drawn: list | None = None) ->
         ax.set_ylabel(title)
         ax.set_ylim(-0.06, 1.02)
         ax.axhline(0.95, color="k", lw=0.5, ls=":")
-    replays = any(r["arm"] in REPLAY_ARMS for r, _ in with_curves)
-    axes[0].set_title(f"{variant}: median and IQR over seeds" + ("; ticks = replay events" if replays else ""))
+    axes[0].set_title(f"{variant}: median and IQR over seeds"
+                      + ("; ticks = replay events" if _any_replays(r for r, _ in with_curves) else ""))
     # below the panels: noisy train curves leave no empty corner inside them
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 3), frameon=False)
@@ -357,7 +362,7 @@ def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None =
             captions[new[0].stem] = (
                 f"Learning curves, `{variant}`: median and interquartile band over seeds of test (left) and train "
                 "(right) accuracy; "
-                + ("ticks mark replay events" if any(r["arm"] in REPLAY_ARMS for r in drawn)
+                + ("ticks mark replay events" if _any_replays(drawn)
                    else "no ticks: no arm drawn here replays")
                 + f"; dotted line: the 95% grokking threshold. Drawn from "
                 f"{len(drawn)} of its {len(runs)} finished runs: {_runs_of(drawn)}"

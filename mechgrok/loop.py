@@ -40,8 +40,8 @@ from . import __version__, runstore
 from .config import TARGETED_ARMS, RunConfig
 from .errors import MechgrokError
 from .data import encode, split_indices
-from .model import build_model, evaluate, last_logits, load_weights, named_parameters, per_example_loss, \
-    weight_norm, weights
+from .model import build_model, evaluate, flush_denormals, last_logits, load_weights, named_parameters, \
+    per_example_loss, weight_norm, weights
 from .replay import SurpriseMemory, select_failures, select_uniform
 
 
@@ -126,6 +126,7 @@ def run_metadata(device: torch.device) -> dict:
         "platform": platform.platform(),
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "denormals_flushed": flush_denormals(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -190,6 +191,7 @@ class _Run:
             if runstore.read_config_from(w.f) != self.cfg:  # extending a finished run to a longer budget
                 w.extend_budget(self.cfg, step)
             w.set_attrs(status="running", last_step=step, device=str(self.device), threads=torch.get_num_threads(),
+                        denormals_flushed=flush_denormals(),
                         resumed_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         self.t0 = time.perf_counter()
 

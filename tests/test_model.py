@@ -1,4 +1,8 @@
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -42,3 +46,31 @@ def test_weights_round_trip_and_last_position_loss():
     # float32 logits differ in the last bits between batch shapes, hence the tolerance
     assert abs(loss - F.cross_entropy(full.double(), y).item()) < 1e-6
     assert acc == (full.argmax(-1) == y).double().mean().item()
+
+
+def _subnormals(n: int = 1 << 20) -> torch.Tensor:
+    """float32 subnormals built from their bits (arithmetic would flush them)."""
+    return torch.from_numpy(np.full(n, 1 << 20, dtype=np.int32)).view(torch.float32)
+
+
+def test_cpu_arithmetic_flushes_subnormals_to_zero_in_every_thread(arm_runs):
+    from mechgrok import model
+
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU has no flush-to-zero flag")
+    assert model.DENORMALS_FLUSHED and model.flush_denormals()
+    torch.set_num_threads(2)
+    # large enough to be split across the intra-op threads; zero bits = flushed everywhere
+    assert int((_subnormals() * 1.0).view(torch.int32).count_nonzero()) == 0
+    from mechgrok import runstore
+    assert bool(runstore.read_attrs(arm_runs["dream"])["denormals_flushed"])
+
+
+def test_flush_report_is_measured_not_assumed():
+    # a thread pool created before mechgrok is imported keeps its worker threads unflushed,
+    # and mechgrok says so
+    code = ("import torch; torch.set_num_threads(2); (torch.ones(1 << 22) * 2).sum()\n"
+            "from mechgrok import model; print(model.DENORMALS_FLUSHED)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -823,18 +823,24 @@ def _gpu_rate(path: Path = GPU_BENCHMARK) -> tuple[float, str] | None:
                                      f"{bench['arm']} arm, hard regime")
 
 
-def _cpu_seconds_per_step(fin: list[dict], variant: str) -> float | None:
-    """Measured process seconds per training step of a variant's CPU runs (None without any)."""
+def _cpu_seconds_per_step(fin: list[dict], variant: str) -> tuple[float, bool] | None:
+    """Measured process seconds per training step of a variant's CPU runs (None without any),
+    and whether they come from runs that flushed subnormal floats. Only those are used when
+    there are any: the others' late steps were slowed by subnormals, an overestimate now."""
     cpu = [r for r in fin if r["variant"] == variant and r["device"] == "cpu" and r["steps_trained"] > 0]
-    return float(np.mean([process_seconds(r) / r["steps_trained"] for r in cpu])) if cpu else None
+    flushed = [r for r in cpu if r["denormals_flushed"]]
+    use = flushed or cpu
+    return (float(np.mean([process_seconds(r) / r["steps_trained"] for r in use])), bool(flushed)) if use else None
 
 
-def _cost(runs: str, n_runs: int, steps: int, per_step: float | None, gpu) -> str:
+def _cost(runs: str, n_runs: int, steps: int, per_step: tuple[float, bool] | None, gpu) -> str:
     """What ``n_runs`` whole runs of ``steps`` cost: on this CPU (two runs side by side) and on the GPU."""
     cost = []
     if per_step is not None:
-        cost.append(f"{runs} x {steps} steps x {per_step * 1e3:.0f} ms / 2 workers = "
-                    f"{n_runs * steps * per_step / 7200:.1f} h on this CPU")
+        seconds, flushed = per_step
+        cost.append(f"{runs} x {steps} steps x {seconds * 1e3:.0f} ms / 2 workers = "
+                    f"{n_runs * steps * seconds / 7200:.1f} h on this CPU"
+                    + ("" if flushed else " (an upper bound: measured on runs that kept subnormal floats)"))
     if gpu:
         cost.append(f"{n_runs * steps / gpu[0] / 3600:.2f} h on the GPU")
     return "; ".join(cost) or "-"
@@ -909,7 +915,9 @@ def _power_section(rows: list[dict], audits: dict[str, list[Verdict]] | None = N
         return "\n".join(out + ["No finished baseline runs yet."]) + "\n"
     out.append("Seeds per arm for the log-rank test to detect the claimed speed-up with 80% power, simulated from "
                "the baseline runs (stats.seeds_needed). CPU cost: the reading's measured seconds per step on this "
-               "machine (2 cores, one run per core), whole budgets. " +
+               "machine (2 cores, one run per core), whole budgets; from the runs that flushed subnormal floats "
+               "where the reading has any (earlier runs kept them, which made their late steps up to 3.3x slower: "
+               "benchmarks/bench_denormals.py). " +
                (f"GPU cost: whole budgets at {gpu[0]:.0f} run-steps/s, the batched trainer's rate measured by "
                 f"`python benchmarks/bench_batch.py --device cuda --runs 1 32 --steps 400` ({gpu[1]}; "
                 "benchmarks/results/bench_batch_cuda.json); medium and easy steps are larger than hard ones, so "

@@ -45,7 +45,7 @@ COLUMNS = ("variant", "regime", "split", "batch_size", "arm", "seed", "status", 
            "selected_surprise", "event_drop", "event_test_change", "emergence_step", "emergence_event_distance",
            "final_top_share", "median_event_ratio", "mem_alg_barrier_train", "mem_alg_chord_barrier_train",
            "mem_final_chord_barrier_train", "median_event_barrier_train", "probe_acc_sum", "device", "batch_runs",
-           "config_hash", "wall_time_s", "path")
+           "denormals_flushed", "config_hash", "wall_time_s", "path")
 
 # summaries of the analyses stored in a run file: column -> (analysis, attribute)
 ANALYSIS_COLUMNS = {
@@ -183,6 +183,7 @@ def summarise(path: str | os.PathLike) -> dict:
         "surprise_ratio": ratio, "selected_surprise": float(np.mean(sel)) if replayed.any() else math.nan,
         "event_drop": drop, "event_test_change": change, **_analysis_summaries(path),
         "device": str(attrs.get("device", "")), "batch_runs": int(attrs.get("batch_runs", 1)),
+        "denormals_flushed": bool(attrs.get("denormals_flushed", False)),  # absent: trained before the flag
         "config_hash": str(attrs.get("config_hash", cfg.config_hash())),
         "wall_time_s": float(attrs.get("wall_time_s", math.nan)), "path": str(path),
     }
@@ -445,6 +446,7 @@ def _read_csv(path, ints, floats) -> list[dict]:
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
             r.setdefault("batch_runs", "1")  # tables written before these columns existed
+            r.setdefault("denormals_flushed", "False")  # every run before the flag kept subnormals
             r.setdefault("steps_trained", r["time_to_grok"] if r["grokked"] != "True" else "-1")
             for k in (*EVENT_EFFECT_COLUMNS, *SUMMARY_COLUMNS):
                 r.setdefault(k, "nan")  # columns added later: unknown for rows of older tables
@@ -452,7 +454,7 @@ def _read_csv(path, ints, floats) -> list[dict]:
                 r[k] = int(r[k])
             for k in floats:
                 r[k] = float(r[k])
-            for k in ("finished", "grokked"):
+            for k in ("finished", "grokked", "denormals_flushed"):
                 r[k] = r[k] == "True"
             r["batch_size"] = r["batch_size"] if r["batch_size"] == "full" else int(r["batch_size"])
             rows.append(r)

@@ -409,6 +409,34 @@ def test_compute_is_counted_per_device_and_a_batched_run_pays_its_share(tmp_path
     assert report._gpu_rate(tmp_path / "missing.json") is None
 
 
+def test_cpu_cost_per_step_comes_from_runs_that_flushed_subnormals_where_there_are_any(tmp_path):
+    def row(seconds, flushed, variant="easy", device="cpu"):
+        return {"variant": variant, "device": device, "steps_trained": 1000, "wall_time_s": seconds,
+                "batch_runs": 1, "denormals_flushed": flushed}
+
+    kept = row(900.0, False)
+    assert report._cpu_seconds_per_step([kept, row(300.0, True), row(1.0, True, device="cuda")], "easy") == (0.3, True)
+    assert report._cpu_seconds_per_step([kept, row(100.0, True, "hard")], "easy") == (0.9, False)
+    assert report._cpu_seconds_per_step([kept], "hard") is None
+    assert report._cost("2 runs", 2, 1000, (0.3, True), None) == \
+        "2 runs x 1000 steps x 300 ms / 2 workers = 0.1 h on this CPU"
+    assert report._cost("2 runs", 2, 1000, (0.9, False), None) == \
+        "2 runs x 1000 steps x 900 ms / 2 workers = 0.2 h on this CPU (an upper bound: measured on runs that kept " \
+        "subnormal floats)"
+    # the column comes from the run file's attribute; a table written before it existed reads "kept"
+    path = synth_run(tmp_path / "run.h5", "baseline", 0, 2000)
+    assert collect([path])[0][0]["denormals_flushed"] is False  # no attribute: trained before the flag
+    with runstore.RunWriter(path) as w:
+        w.set_attrs(denormals_flushed=True)
+    write_csv(collect([path])[0], tmp_path / "new.csv")
+    assert read_csv(tmp_path / "new.csv")[0]["denormals_flushed"] is True
+    lines = (tmp_path / "new.csv").read_text().splitlines()
+    drop = lines[0].split(",").index("denormals_flushed")
+    (tmp_path / "old.csv").write_text("\n".join(",".join(c for i, c in enumerate(line.split(",")) if i != drop)
+                                                 for line in lines) + "\n")
+    assert read_csv(tmp_path / "old.csv")[0]["denormals_flushed"] is False
+
+
 def test_c7_pairs_runs_of_different_budgets_at_their_common_horizon():
     def row(arm, seed, t, grokked, budget):
         return {"variant": "hard", "arm": arm, "seed": seed, "time_to_grok": t, "grokked": grokked,

@@ -1,6 +1,6 @@
 """Cost of subnormal floats in late training steps, with and without flushing them to zero.
 
-    .venv/bin/python benchmarks/bench_denormals.py runs/easy/control/seed42.h5 [--steps 10] [--reps 3]
+    .venv/bin/python benchmarks/bench_denormals.py runs/easy/control/seed42.h5 [--steps 10] [--reps 3] [--out F]
 
 Restores a finished run's last resume state (weights and AdamW moments) into a copy of
 the file and times ``--steps`` regular full-batch training steps with torch's CPU
@@ -9,7 +9,7 @@ on 1 thread (so the flag, which is per thread, covers all the work). For contras
 times the same at the run's initialisation (step 0, fresh optimiser). It also counts
 the subnormal values in one step's logits, softmax and parameter gradients (flag off),
 and compares the weights after ``--steps`` steps taken with the flag off and on.
-Writes ``benchmarks/results/bench_denormals.json``. Run it on an idle machine.
+Writes ``benchmarks/results/bench_denormals.json`` (or ``--out``). Run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("run", help="a finished run file (its resume state is read, the file is not changed)")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_denormals.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,7 +99,7 @@ def main() -> None:
         result["max_abs_weight_difference_after_steps"] = max(float((w[False][k] - w[True][k]).abs().max())
                                                               for k in w[False])
         result["max_abs_weight"] = max(float(v.abs().max()) for v in w[True].values())
-    out = Path(__file__).parent / "results" / "bench_denormals.json"
+    out = Path(args.out)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("restored_step", "subnormal_counts_one_step", "init", "restored",
                                              "max_abs_weight_difference_after_steps")}, indent=1))

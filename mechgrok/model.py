@@ -34,7 +34,7 @@ def flush_denormals() -> bool:
 
     Why: once a run has memorised its training set, some activations and gradients fall
     below float32's smallest normal number (1.2e-38), and x86 arithmetic on such subnormals
-    is many times slower; steps at the end of an easy-regime run took 3.4x longer with them
+    is many times slower; steps at the end of an easy-regime run took 3.3x longer with them
     (``benchmarks/bench_denormals.py``). Flushing changes only values below 1.2e-38, which
     become 0; any sum they enter with a normal number rounds them away already.
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import math
 import platform
-import subprocess
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -42,6 +41,7 @@ from .errors import MechgrokError
 from .data import encode, split_indices
 from .model import build_model, evaluate, flush_denormals, last_logits, load_weights, named_parameters, \
     per_example_loss, weight_norm, weights
+from .provenance import git_state
 from .replay import SurpriseMemory, select_failures, select_uniform
 
 
@@ -107,17 +107,11 @@ def seed_for(seed: int, stream: str) -> int:
 
 
 def run_metadata(device: torch.device) -> dict:
-    def git_commit() -> str:
-        try:
-            out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                                 text=True, timeout=5)
-            return out.stdout.strip() if out.returncode == 0 else "unknown"
-        except (OSError, subprocess.SubprocessError):
-            return "unknown"
-
+    commit, uncommitted = git_state()
     return {
         "mechgrok_version": __version__,
-        "git_commit": git_commit(),
+        "git_commit": commit,
+        "git_uncommitted_changes": uncommitted,
         "torch_version": torch.__version__,
         "transformer_lens_version": metadata.version("transformer-lens"),
         "h5py_version": metadata.version("h5py"),
@@ -186,12 +180,14 @@ class _Run:
         self.seconds = info["seconds"]
         self.grok_step, self.memorised_step = info["grok_step"], info["memorised_step"]
         self.wall_before = info["wall_time_s"]
+        commit, uncommitted = git_state()
         with runstore.RunWriter(self.path) as w:
             w.truncate_after(step)
             if runstore.read_config_from(w.f) != self.cfg:  # extending a finished run to a longer budget
                 w.extend_budget(self.cfg, step)
             w.set_attrs(status="running", last_step=step, device=str(self.device), threads=torch.get_num_threads(),
-                        denormals_flushed=flush_denormals(),
+                        denormals_flushed=flush_denormals(), resumed_git_commit=commit,
+                        resumed_git_uncommitted_changes=uncommitted,
                         resumed_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         self.t0 = time.perf_counter()
 

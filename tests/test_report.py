@@ -507,20 +507,6 @@ def test_seed42_analysed_at_a_shorter_budget_is_shown_beside_its_full_budget_run
         ["| hard | baseline | 42 | 12000 | - | - | 0.625 | - | - | - | - | - | - |"]
 
 
-def test_report_names_its_commit_and_says_when_the_code_differs_from_it(tmp_path):
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
-    code = tmp_path / "mechgrok"
-    code.mkdir()
-    (code / "report.py").write_text("x = 1\n")
-    for cmd in (["init", "-q"], ["add", "."], ["commit", "-qm", "c"]):
-        subprocess.run(git + cmd, check=True, capture_output=True)
-    head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    assert report._git_commit(code) == head
-    (code / "report.py").write_text("x = 2\n")
-    assert report._git_commit(code) == head + " + uncommitted changes to mechgrok/"
-    assert report._git_commit(tmp_path / "missing") == "unknown"
-
-
 def test_curve_legend_says_where_shorter_runs_leave_the_median():
     grid = [0, 1000, 2000, 3000, 15000]
     assert figures._runs_label("dream", grid, [3, 3, 3, 3, 3]) == "dream (n=3)"

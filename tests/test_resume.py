@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, TINY_FLAGS, run_cli, tiny
-from mechgrok import runstore
+from mechgrok import provenance, runstore
 from mechgrok.loop import train
 from test_loop import _contents, _same
 
@@ -46,6 +46,10 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
                 *(f"passes_{c}" for c in runstore.PASS_COUNTERS)):
         assert a[key] == b[key], key
     assert "resumed_utc" in a
+    commit, uncommitted = provenance.git_state()
+    assert (a["git_commit"], bool(a["git_uncommitted_changes"])) == (commit, uncommitted)
+    assert (a["resumed_git_commit"], bool(a["resumed_git_uncommitted_changes"])) == (commit, uncommitted)
+    assert "resumed_git_commit" not in b
     with h5py.File(path, "r") as f:
         # a run that ends at its budget without grokking keeps exactly its final state (for extension)
         assert [int(g.attrs["step"]) for g in f["resume"].values()] == [600]

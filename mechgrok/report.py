@@ -27,6 +27,11 @@ Rules shared by the claims (alpha = 0.05 throughout):
   interval inside [2/3, 3/2]; *contradicted* when the log-rank test rejects.
 - No verdict other than inconclusive with fewer than ``MIN_SEEDS`` (3) finished
   runs per arm.
+- A claim made of parts (C1, C3, C8 and C9 test several comparisons; C13 stands
+  on C3 and C7) is
+  contradicted by one contradicted part, supported only when every part is, and
+  otherwise inconclusive at the smallest n of the parts with runs
+  (:meth:`Audit.joint`).
 """
 
 from __future__ import annotations
@@ -249,20 +254,23 @@ class Audit:
         return Verdict(cid, test, self._seeds(new), n, _speedup_effect(c, ref, new), _ci(lo, hi), p, verdict, notes)
 
     @staticmethod
-    def combine(cid: str, parts: list[Verdict], test: str) -> Verdict:
+    def joint(parts: list[Verdict]) -> tuple[str, int]:
+        """The verdict and run count of a claim that holds only if every part holds: one contradicted
+        part decides (n: the largest contradicting part), all supported is supported (n: the smallest),
+        no part with runs is "no runs", else inconclusive at the smallest n of the parts with runs."""
         verdicts = [v.verdict for v in parts]
-        n = min(v.n for v in parts)
         with_runs = [v.n for v in parts if v.verdict != "no runs" and v.n > 0]
         if "contradicted" in verdicts:  # one contradicted part decides, whatever else is missing
-            verdict = "contradicted"
-            n = max(v.n for v in parts if v.verdict == "contradicted")
-        elif all(v == "supported" for v in verdicts):
-            verdict = "supported"
-        elif not with_runs:
-            verdict = "no runs"
-        else:
-            n = min(with_runs)
-            verdict = f"inconclusive at n = {n}"
+            return "contradicted", max(v.n for v in parts if v.verdict == "contradicted")
+        if all(v == "supported" for v in verdicts):
+            return "supported", min(v.n for v in parts)
+        if not with_runs:
+            return "no runs", min(v.n for v in parts)
+        return f"inconclusive at n = {min(with_runs)}", min(with_runs)
+
+    @staticmethod
+    def combine(cid: str, parts: list[Verdict], test: str) -> Verdict:
+        verdict, n = Audit.joint(parts)
         notes = [f"({chr(97 + i)}) {v.test}: {v.verdict}; {v.effect}{'' if v.ci == 'n/a' else ' ' + v.ci}; "
                  + "; ".join(v.notes)
                  for i, v in enumerate(parts)]
@@ -546,16 +554,13 @@ class Audit:
     def c13(self, c3: Verdict, c7: Verdict) -> Verdict:
         notes = ["a single seed gives no estimate of seed-to-seed variance, so no test on one run per arm can "
                  "support a between-arm difference; the replacement here is C3 and C7 over seeds"]
-        if c3.verdict == "contradicted" or c7.verdict == "contradicted":
-            verdict = "contradicted"
+        verdict, n = self.joint([c3, c7])
+        if verdict == "contradicted":
             notes.append(f"the conclusions these statistics were used for do not hold over seeds (C3 {c3.verdict}, "
                          f"C7 {c7.verdict})")
-        elif c3.verdict == "supported" and c7.verdict == "supported":
-            verdict = "supported"
-        else:
-            verdict = f"inconclusive at n = {min(c3.n, c7.n)}"
-        return Verdict("C13", "the multi-seed tests (C3, C7) that replace the single-seed statistics", c3.runs,
-                       min(c3.n, c7.n), f"C3 {c3.verdict}; C7 {c7.verdict}", "n/a", math.nan, verdict, notes)
+        return Verdict("C13", "the multi-seed tests (C3, C7) that replace the single-seed statistics",
+                       f"C3: {c3.n}, seeds {c3.runs}; C7: {c7.n}, {c7.runs}", n,
+                       f"C3 {c3.verdict}; C7 {c7.verdict}", "n/a", math.nan, verdict, notes)
 
     def all(self) -> list[Verdict]:
         out = [self.c1(), self.c2()]
@@ -978,7 +983,8 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
              "Verdicts are computed by the rules in the module docstring of mechgrok/report.py: log-rank test and "
              "bootstrap interval of the Kaplan-Meier median speed-up for speed claims, a sign test for claimed grok "
              "times, equivalence within [2/3, 3/2] for claims of no effect, alpha = 0.05, and no verdict below "
-             f"{MIN_SEEDS} finished runs per arm.", "",
+             f"{MIN_SEEDS} finished runs per arm; a claim tested by several comparisons is contradicted by any one "
+             "of them and supported only by all.", "",
              f"## Verdicts (reading: {'the paper’s stated setup' if main_reading == '' else main_reading})", "",
              _md_table(["id", "claim", "test", "runs (seeds)", "effect", "95% CI", "p", "verdict"],
                        _verdict_rows(verdicts)), "", "### Details", ""]

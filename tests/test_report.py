@@ -93,6 +93,9 @@ def test_no_effect_is_contradicted_or_inconclusive(tmp_path):
     # the claimed ~2000-step grok time is rejected by the sign test: 0 of 8 by 3000
     assert v["C3"].verdict == "contradicted"
     assert v["C13"].verdict == "contradicted"
+    # its run count is the contradicting test's, and its runs column names both tests' runs
+    assert v["C13"].n == v["C3"].n == 8
+    assert v["C13"].runs == f"C3: 8, seeds {v['C3'].runs}; C7: {v['C7'].n}, {v['C7'].runs}"
 
 
 def test_never_grokking_arms_are_contradicted_not_dropped(tmp_path):

@@ -346,13 +346,16 @@ def _fmt(v, digits=3) -> str:
 
 
 def format_table(lines: list[dict]) -> str:
-    head = (f"{'variant':<28} {'arm':<14} {'n':>3} {'grok':>4} {'median':>7} {'q25':>6} {'q75':>6} "
+    """The lines of :func:`table` as fixed-width text; the variant column is as wide as its longest
+    name (never cut: variants that differ only in their last setting must stay apart)."""
+    w = max([28, *(len(ln["variant"]) for ln in lines)])
+    head = (f"{'variant':<{w}} {'arm':<14} {'n':>3} {'grok':>4} {'median':>7} {'q25':>6} {'q75':>6} "
             f"{'speed-up [95% CI]':>24} {'log-rank p':>10} {'MW p':>7} {'peak acc':>8}")
     out = [head]
     for ln in lines:
         sp = "" if "speedup" not in ln else \
             f"{_fmt(ln['speedup'])} [{_fmt(ln['speedup_lo'])}, {_fmt(ln['speedup_hi'])}]"
-        out.append(f"{ln['variant'][:28]:<28} {ln['arm']:<14} {ln['n']:>3} {ln['grokked']:>4} "
+        out.append(f"{ln['variant']:<{w}} {ln['arm']:<14} {ln['n']:>3} {ln['grokked']:>4} "
                    f"{_fmt(ln['median'], 5):>7} {_fmt(ln['q25'], 5):>6} {_fmt(ln['q75'], 5):>6} {sp:>24} "
                    f"{_fmt(ln.get('logrank_p')):>10} {_fmt(ln.get('mannwhitney_p')):>7} "
                    f"{_fmt(ln['peak_test_acc']):>8}")

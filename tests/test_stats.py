@@ -113,3 +113,12 @@ def test_mann_whitney_is_withheld_under_mixed_censoring():
     ref = [{"time_to_grok": t, "grokked": False, "peak_test_acc": 0.1} for t in (30000, 3000)]
     new = [{"time_to_grok": t, "grokked": False, "peak_test_acc": 0.1} for t in (3000, 3000)]
     assert math.isnan(stats.compare(ref, new)["mannwhitney_p"])
+
+
+def test_format_table_keeps_long_variant_names_apart():
+    names = ["hard@split=random,train_fraction=0.3", "hard@split=random,train_fraction=0.5"]
+    lines = [{"variant": v, "arm": "baseline", "n": 3, "grokked": 3, "median": 5600.0, "q25": 3600.0,
+              "q75": 7600.0, "peak_test_acc": 1.0} for v in names]
+    text = stats.format_table(lines).splitlines()
+    assert [ln.split()[0] for ln in text[1:3]] == names
+    assert len({len(ln) for ln in text[:3]}) == 1  # the header is as wide as the rows

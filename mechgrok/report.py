@@ -28,10 +28,9 @@ Rules shared by the claims (alpha = 0.05 throughout):
 - No verdict other than inconclusive with fewer than ``MIN_SEEDS`` (3) finished
   runs per arm.
 - A claim made of parts (C1, C3, C8 and C9 test several comparisons; C13 stands
-  on C3 and C7) is
-  contradicted by one contradicted part, supported only when every part is, and
-  otherwise inconclusive at the smallest n of the parts with runs
-  (:meth:`Audit.joint`).
+  on C3 and C7) is contradicted by one contradicted part, supported only when
+  every part is, and otherwise inconclusive at the smallest n of the parts with
+  runs (:meth:`Audit.joint`).
 """
 
 from __future__ import annotations

@@ -23,6 +23,14 @@
 # - finished runs get fourier (until END_S-120) and norms (until END_S-20) on the host's CPU as
 #   soon as they finish; every launched run's state goes to OUT/launched.json.
 # Then the kept runs are packed (mechgrok.transport: final checkpoint only, tars of <= 15 MiB).
+#
+# Measured on an H200 (2026-11-30, one run per process, no batching): nine processes (easy b/d/c
+# seed 1, medium random b/d seeds 0, 42, 2) did about 148 run-steps/s in all (easy 14 and medium
+# 18 steps/s each), and four medium processes alone also about 148: the GPU, not the host, was
+# the limit (about 7 ms per medium step), far below the H100's 859 run-steps/s for 32 hard runs
+# batched. So size a wave at about 150 run-steps/s unless it uses --batch-runs. In that session
+# the easy runs reached step 6600 of 15000 by the deadline and were lost; the medium wave was
+# finished by a second call (the same sweep line resumes it) and packed whole.
 set -u
 RUNS=$1; OUT=$2; TRAIN_S=$3; END_S=$4
 PY=${PY:-python3}; DEVICE=${DEVICE:-cuda}

@@ -20,6 +20,9 @@
 # minutes per call, so: `start` in the first call, `wait LOGS 570` in the next calls (each made
 # at once: an idle machine goes back after 30 s), `pack` in the last. Several sweep processes
 # sharing the GPU did no better in all (about 670 run-steps/s for ten) and none finished.
+# Since 2026-11: a session gets 15 minutes of device time in all and at most 8 files of 16 MiB
+# come back per call (hence tars of at most 15 MiB), so a 19-minute batch no longer fits one
+# session; benchmarks/gpu_session.sh runs what fits one call.
 # The seeds 0-31 at the full budget are not trained on the CPU (seed 42 is), so the two sets of
 # run files never share a path. The calibration reading (runs stop 2000 steps after grokking, near
 # step 5600) fits both arms in one session:
@@ -49,7 +52,7 @@ elif [ "$cmd" = pack ]; then
     xargs -r -n 2 -P 8 $PY -m mechgrok.analyze fourier --quiet >>"$out/analyze.txt" 2>&1
   find "$runs" -name '*.h5' | xargs -r -n 8 -P 8 $PY -m mechgrok.analyze norms --quiet >>"$out/analyze.txt" 2>&1
   if [ $# -gt 0 ]; then inc=(--include "$@"); else inc=(); fi
-  $PY -m mechgrok.transport pack "$runs" --out "$out" --keep --max-mb 26 "${inc[@]}"
+  $PY -m mechgrok.transport pack "$runs" --out "$out" --keep --max-mb 15 "${inc[@]}"
 else
   echo "usage: [EXTRA=flags] gpu_stage.sh start RUNS LOGS \"ARM...\" [SEEDS] | wait LOGS SECONDS | pack RUNS OUT [PATTERN...]" >&2; exit 2
 fi

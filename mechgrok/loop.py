@@ -106,21 +106,25 @@ def seed_for(seed: int, stream: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:8], "little") >> 1
 
 
-def run_metadata(device: torch.device) -> dict:
+def _process_attrs(device: torch.device) -> dict:
+    """What a training process records about itself: its code, device, threads and subnormal
+    flushing. The creating process writes these under their own names (``run_metadata``); a
+    resuming process overwrites the last three and writes its code as ``resumed_git_*``."""
     commit, uncommitted = git_state()
+    return {"git_commit": commit, "git_uncommitted_changes": uncommitted, "device": str(device),
+            "threads": torch.get_num_threads(), "denormals_flushed": flush_denormals()}
+
+
+def run_metadata(device: torch.device) -> dict:
     return {
         "mechgrok_version": __version__,
-        "git_commit": commit,
-        "git_uncommitted_changes": uncommitted,
         "torch_version": torch.__version__,
         "transformer_lens_version": metadata.version("transformer-lens"),
         "h5py_version": metadata.version("h5py"),
         "numpy_version": np.__version__,
         "python_version": platform.python_version(),
         "platform": platform.platform(),
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "denormals_flushed": flush_denormals(),
+        **_process_attrs(device),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -180,14 +184,14 @@ class _Run:
         self.seconds = info["seconds"]
         self.grok_step, self.memorised_step = info["grok_step"], info["memorised_step"]
         self.wall_before = info["wall_time_s"]
-        commit, uncommitted = git_state()
+        attrs = _process_attrs(self.device)
+        for key in ("git_commit", "git_uncommitted_changes"):  # the creating process's code stays
+            attrs["resumed_" + key] = attrs.pop(key)
         with runstore.RunWriter(self.path) as w:
             w.truncate_after(step)
             if runstore.read_config_from(w.f) != self.cfg:  # extending a finished run to a longer budget
                 w.extend_budget(self.cfg, step)
-            w.set_attrs(status="running", last_step=step, device=str(self.device), threads=torch.get_num_threads(),
-                        denormals_flushed=flush_denormals(), resumed_git_commit=commit,
-                        resumed_git_uncommitted_changes=uncommitted,
+            w.set_attrs(status="running", last_step=step, **attrs,
                         resumed_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         self.t0 = time.perf_counter()
 

@@ -120,12 +120,14 @@ def fourier(view: RunView, progress=None) -> tuple[dict, dict]:
     hooks = [f"blocks.{L}.mlp.hook_post" for L in range(cfg.n_layers)]
     K = F.n_frequencies(p)
     n = len(ckpts)
-    out = {k: np.empty((n, K)) for k in ("we_norms", "wu_norms")}
+    out = {k: np.empty((n, K)) for k in ("we_norms", "wu_norms", "logit_norms")}
     out["key_mask"] = np.zeros((n, K), dtype=bool)
+    out["logit_key_mask"] = np.zeros((n, K), dtype=bool)
     out["neuron_freq"] = np.zeros((n, cfg.n_layers, cfg.d_mlp), dtype=np.int16)
     out["neuron_share"] = np.zeros((n, cfg.n_layers, cfg.d_mlp), dtype=np.float32)
     for key in ("we_const", "gini", "ipr", "top_share", "n_key", "full_loss", "full_train_loss",
-                "restricted_loss", "excluded_loss"):
+                "restricted_loss", "excluded_loss", "logit_top_share", "logit_restricted_loss",
+                "logit_excluded_loss"):
         out[key] = np.empty(n)
     out["clean_share"] = np.empty((n, cfg.n_layers))
     tick = _ticker(progress, f"fourier {view.path.name}", n)
@@ -144,6 +146,13 @@ def fourier(view: RunView, progress=None) -> tuple[dict, dict]:
             out[key][i] = sp[key]
         for key, v in losses.items():
             out[key][i] = v
+        # the same read from the logits' (a+b) spectrum (mechgrok.fourier: "Why both")
+        lg = F.logit_spectrum(logits, p)
+        lkeys = F.top_frequencies(lg)
+        lloss = F.restricted_and_excluded_loss(logits, p, lkeys, view.train_idx)
+        out["logit_norms"][i], out["logit_top_share"][i] = lg, F.sparsity(lg)["top_share"]
+        out["logit_key_mask"][i, lkeys - 1] = True
+        out["logit_restricted_loss"][i], out["logit_excluded_loss"][i] = lloss["restricted_loss"], lloss["excluded_loss"]
         for L, h in enumerate(hooks):
             freq, share = F.neuron_frequencies(acts[h], p)
             out["neuron_freq"][i, L], out["neuron_share"][i, L] = freq, share
@@ -156,10 +165,16 @@ def fourier(view: RunView, progress=None) -> tuple[dict, dict]:
     inter = (out["key_mask"] & final_keys).sum(1)
     union = (out["key_mask"] | final_keys).sum(1)
     out["key_jaccard_final"] = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-    emerge = F.emergence(out["step"], out["top_share"], out["restricted_loss"])
     events = view.event_steps()
+    emerge = F.emergence(out["step"], out["top_share"], out["restricted_loss"])
     dist = int(np.min(np.abs(events - emerge))) if emerge >= 0 and len(events) else -1
+    l_emerge = F.emergence(out["step"], None, out["logit_restricted_loss"])
+    l_dist = int(np.min(np.abs(events - l_emerge))) if l_emerge >= 0 and len(events) else -1
     summary = {"emergence_step": emerge, "emergence_event_distance": dist,
+               "logit_emergence_step": l_emerge, "logit_emergence_event_distance": l_dist,
+               "final_logit_key_frequencies": [int(k) for k in F.top_frequencies(out["logit_norms"][-1])],
+               "final_logit_top_share": float(out["logit_top_share"][-1]),
+               "final_logit_restricted_loss": float(out["logit_restricted_loss"][-1]),
                "final_key_frequencies": [int(k) for k in np.nonzero(final_keys)[0] + 1],
                "final_top_share": float(out["top_share"][-1]), "final_gini": float(out["gini"][-1]),
                "final_restricted_loss": float(out["restricted_loss"][-1]),
@@ -386,7 +401,9 @@ def _summary_line(name: str, path: Path, s: dict) -> str:
             f" (nearest event {s['emergence_event_distance']} steps)" if s["emergence_step"] >= 0 else "")
         keys = s["final_key_frequencies"]
         body = (f"{emerged}, final keys {keys[:8]}{'...' if len(keys) > 8 else ''}, "
-                f"top-5 share {s['final_top_share']:.2f}, restricted loss {s['final_restricted_loss']:.3g}")
+                f"top-5 share {s['final_top_share']:.2f}, restricted loss {s['final_restricted_loss']:.3g}; from the "
+                f"logits: emergence {step_or_never(s['logit_emergence_step'])}, final keys "
+                f"{s['final_logit_key_frequencies']}, restricted loss {s['final_logit_restricted_loss']:.3g}")
     elif name == "norms":
         body = (f"final norm {s['final_total_norm']:.1f}, from init {s['final_dist_init']:.1f}, "
                 f"event/window displacement ratio (median) {s['median_event_ratio']:.3g}")

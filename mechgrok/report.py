@@ -788,6 +788,8 @@ def _mechanistic_section(rows: list[dict]) -> str:
         cells = {c: _cell(r[c]) for c in SUMMARY_COLUMNS}  # in the order of the table's header
         if r["emergence_step"] < 0:  # no emergence: no distance to an event either
             cells.update(emergence_step=step_or_never(r["emergence_step"]), emergence_event_distance="-")
+        if r["logit_emergence_step"] < 0:
+            cells.update(logit_emergence_step=step_or_never(r["logit_emergence_step"]))
         body.append([r["variant"], r["arm"], str(r["seed"]), str(r["budget"])] + list(cells.values()))
     if not body:
         out.append("No run has been analysed yet: `python -m mechgrok.analyze fourier runs/` (and `norms`, "
@@ -796,7 +798,11 @@ def _mechanistic_section(rows: list[dict]) -> str:
     out.append("Per seed, its longest analysed run (steps = its budget; a seed's longer run without analyses, "
                "carried from the table, is left out here): Fourier emergence step (first checkpoint with top-5 "
                "share >= 0.5 and restricted loss <= 1 nat) and its distance to the nearest replay "
-               "event; final top-5 share of W_E; "
+               "event; final top-5 share of W_E; the same read from the logits: the first checkpoint whose restricted "
+               "loss with the five strongest frequencies of the logits' spectrum along cos/sin k(a+b) is <= 1 nat, "
+               "and that loss at the final checkpoint (mechgrok/fourier.py, \"Why both\": at weak weight decay a "
+               "model can run the algorithm on a few frequencies while W_E stays spread; '-' for analyses run "
+               "before this reading existed); "
                "median ratio of the displacement across a replay event to an ordinary window scaled to the same "
                "number of updates; loss barriers (train) from the memorisation to the grokked checkpoint (stated "
                "definition, and over the chord), from the memorisation to the final checkpoint of a run that never "
@@ -806,7 +812,8 @@ def _mechanistic_section(rows: list[dict]) -> str:
                "frequencies, the lowest ones included (a smooth embedding); only with a low restricted loss (which the "
                "emergence step also requires) are they the frequencies of the modular-addition algorithm.")
     out.append("")
-    out.append(_md_table(["variant", "arm", "seed", "steps", "emergence", "to event", "top-5 share", "event/window",
+    out.append(_md_table(["variant", "arm", "seed", "steps", "emergence", "to event", "top-5 share", "logit emergence",
+                          "logit restricted", "event/window",
                           "mem->alg barrier", "chord", "mem->final chord", "event barrier", "(a+b) probe"], body))
     return "\n".join(out) + "\n"
 

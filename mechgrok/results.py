@@ -43,7 +43,7 @@ COLUMNS = ("variant", "regime", "split", "batch_size", "arm", "seed", "status", 
            "time_to_grok", "budget", "steps_trained", "peak_test_acc", "final_test_acc", "final_train_acc",
            "memorised_step", "events", "extra_updates", "regular_passes", "extra_passes", "surprise_ratio",
            "selected_surprise", "event_drop", "event_test_change", "emergence_step", "emergence_event_distance",
-           "final_top_share", "median_event_ratio", "mem_alg_barrier_train", "mem_alg_chord_barrier_train",
+           "final_top_share", "logit_emergence_step", "final_logit_restricted_loss", "median_event_ratio", "mem_alg_barrier_train", "mem_alg_chord_barrier_train",
            "mem_final_chord_barrier_train", "median_event_barrier_train", "probe_acc_sum", "device", "batch_runs",
            "denormals_flushed", "config_hash", "wall_time_s", "path")
 
@@ -52,6 +52,8 @@ ANALYSIS_COLUMNS = {
     "emergence_step": ("fourier", "emergence_step"),
     "emergence_event_distance": ("fourier", "emergence_event_distance"),
     "final_top_share": ("fourier", "final_top_share"),
+    "logit_emergence_step": ("fourier", "logit_emergence_step"),
+    "final_logit_restricted_loss": ("fourier", "final_logit_restricted_loss"),
     "median_event_ratio": ("norms", "median_event_ratio"),
     "mem_alg_barrier_train": ("landscape", "mem_alg_barrier_train"),
     "mem_alg_chord_barrier_train": ("landscape", "mem_alg_chord_barrier_train"),

@@ -63,6 +63,9 @@ def test_every_analysis_stores_results_and_leaves_training_data_alone(dream_copy
     assert row[4:6] == (["never", "-"] if never else
                         [str(fourier["emergence_step"]), str(fourier["emergence_event_distance"])])
     assert ("emergence never," in analyze._summary_line("fourier", dream_copy, fourier)) == never
+    # the same read from the logits, beside it
+    assert row[7] == step_or_never(fourier["logit_emergence_step"])
+    assert row[8] == f"{fourier['final_logit_restricted_loss']:.3g}"
     section_never = report._mechanistic_section([{**r, "emergence_step": -1.0, "emergence_event_distance": -1.0}
                                                  for r in collect([dream_copy])[0]])
     assert section_never.splitlines()[-1].split(" | ")[4:6] == ["never", "-"]
@@ -86,6 +89,19 @@ def test_fourier_and_norms_values_are_consistent(dream_copy):
     full = (m["train_loss"][-1] * ntr + m["test_loss"][-1] * nte) / (ntr + nte)
     assert out["full_loss"][-1] == pytest.approx(full, rel=1e-4)
     assert out["full_train_loss"][-1] == pytest.approx(m["train_loss"][-1], rel=1e-4)
+    # the logits' (a+b) spectrum: its key set, restricted loss and the summary agree with a direct computation
+    from mechgrok import fourier as F
+
+    view.load(runstore.list_checkpoints(dream_copy)[-1]["name"])
+    logits, _ = view.forward([])
+    lg = F.logit_spectrum(logits, 13)
+    np.testing.assert_allclose(out["logit_norms"][-1], lg)
+    keys = F.top_frequencies(lg)
+    assert sorted(np.nonzero(out["logit_key_mask"][-1])[0] + 1) == sorted(keys) == sorted(
+        summary["final_logit_key_frequencies"]) and len(keys) == 5
+    assert out["logit_restricted_loss"][-1] == pytest.approx(
+        F.restricted_and_excluded_loss(logits, 13, keys, view.train_idx)["restricted_loss"])
+    assert summary["logit_emergence_step"] == F.emergence(out["step"], None, out["logit_restricted_loss"])
     nm, _ = analyze.norms(view)
     assert nm["dist_init"][0] == 0.0 and nm["dist_init"][-1] > 0
     np.testing.assert_allclose(nm["total"] ** 2, sum(nm[c] ** 2 for c in ("embed", "attention", "mlp", "unembed",

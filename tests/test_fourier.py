@@ -73,6 +73,46 @@ def test_restricted_loss_of_fourier_built_logits_equals_full_loss():
     assert other["restricted_loss"] == pytest.approx(math.log(p), abs=1e-9)
 
 
+def test_logit_spectrum_finds_the_planted_frequencies_and_not_noise():
+    p = 13
+    logits = _fourier_logits(p, [2, 5]) + 3.0  # an offset per output changes nothing
+    lg = F.logit_spectrum(logits, p)
+    # each planted cos k(a+b-c) puts beta^2 * p^2 / 2 per output along cos/sin k(a+b), summed over p outputs
+    expected = np.zeros(6)
+    expected[[1, 4]] = math.sqrt(4.0 ** 2 * p ** 2 / 2 * p)
+    np.testing.assert_allclose(lg, expected, atol=1e-9)
+    assert sorted(F.key_frequencies(lg)) == [2, 5] and list(F.top_frequencies(lg, 2)) in ([2, 5], [5, 2])
+    # a term in a or b alone (what a memorising embedding can carry) is not in the (a+b) spectrum
+    a, b = np.divmod(np.arange(p * p), p)
+    np.testing.assert_allclose(F.logit_spectrum(np.outer(np.cos(2 * math.pi * 3 * a / p), np.ones(p)), p), 0,
+                               atol=1e-9)
+    # random logits over p = 97 spread over the frequencies
+    noise = F.logit_spectrum(np.random.default_rng(0).standard_normal((97 * 97, 97)), 97)
+    assert F.sparsity(noise)["top_share"] < 0.25 and len(F.key_frequencies(noise)) > 25
+
+
+def test_a_lookup_table_passes_the_many_key_restriction_but_not_the_five_logit_keys():
+    """A pure memoriser of half the p = 97 pairs (the right answer 12 nats up on its training pairs,
+    noise elsewhere): averaging along the diagonals a + b = const recovers the answer, so restricting
+    to W_E-style 80% key sets (dozens of frequencies) scores well; five keys do not."""
+    p = 97
+    rng = np.random.default_rng(0)
+    labels = (np.arange(p * p) // p + np.arange(p * p) % p) % p
+    train = np.nonzero(rng.random(p * p) < 0.5)[0]
+    logits = rng.standard_normal((p * p, p))
+    logits[train, labels[train]] += 12
+    lg = F.logit_spectrum(logits, p)
+    many = F.key_frequencies(lg)
+    assert len(many) > 30
+    assert F.restricted_and_excluded_loss(logits, p, many, train)["restricted_loss"] < 1.0
+    assert F.restricted_and_excluded_loss(logits, p, F.top_frequencies(lg), train)["restricted_loss"] > 3.0
+    # ... while Fourier-built logits pass with their five strongest
+    built = _fourier_logits(p, [7, 20, 33, 41, 45], beta=2.0)
+    keys = F.top_frequencies(F.logit_spectrum(built, p))
+    assert sorted(keys) == [7, 20, 33, 41, 45]
+    assert F.restricted_and_excluded_loss(built, p, keys, train)["restricted_loss"] < 0.1
+
+
 def test_neuron_frequencies():
     p = 13
     a, b = np.divmod(np.arange(p * p), p)
@@ -89,3 +129,4 @@ def test_emergence_rule():
     steps = [0, 400, 800, 1200]
     assert F.emergence(steps, [0.1, 0.6, 0.7, 0.9], [4.0, 2.0, 0.5, 0.1]) == 800
     assert F.emergence(steps, [0.1] * 4, [0.1] * 4) == -1
+    assert F.emergence(steps, None, [4.0, 2.0, 0.5, 0.1]) == 800  # the logit reading: loss alone

@@ -507,7 +507,7 @@ def test_seed42_analysed_at_a_shorter_budget_is_shown_beside_its_full_budget_run
     assert "Seed 42's analysed runs are in the mechanistic table below: baseline (12000 steps)." in section
     table = report._mechanistic_section(rows).splitlines()
     assert [ln for ln in table if ln.startswith("| hard")] == \
-        ["| hard | baseline | 42 | 12000 | - | - | 0.625 | - | - | - | - | - | - |"]
+        ["| hard | baseline | 42 | 12000 | - | - | 0.625 | - | - | - | - | - | - | - | - |"]
 
 
 def test_curve_legend_says_where_shorter_runs_leave_the_median():

@@ -435,6 +435,14 @@ def _write_csv(name: str, results: list[tuple[Path, dict]], csv_path: str) -> No
                 w.writerow(row)
 
 
+# attributes an analysis writes now that older stored results lack (``--missing`` re-runs those)
+NEWER_ATTRS = {"fourier": ("logit_emergence_step",)}
+
+
+def _up_to_date(name: str, current: dict[str, dict]) -> bool:
+    return name in current and all(k in current[name] for k in NEWER_ATTRS.get(name, ()))
+
+
 def main(argv: list[str] | None = None) -> int:
     from .train import OneLineParser
 
@@ -447,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=int, default=1, help="probes: every N-th checkpoint (1)")
     ap.add_argument("--quiet", action="store_true", help="no progress display")
     ap.add_argument("--missing", action="store_true", help="only files without a current result of this analysis "
-                                                           "(never run, or run before the run was extended)")
+                                                           "(never run, run before the run was extended, or "
+                                                           "stored before a reading it now holds existed)")
     args = ap.parse_args(argv)
     if args.analysis not in ANALYSES:
         print(f"{PROG}: error: unknown analysis {args.analysis!r}; choose from {', '.join(ANALYSES)}", file=sys.stderr)
@@ -467,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in files:
         try:
             runstore.read_config(path)
-            if args.missing and args.analysis in current_analyses(path):
+            if args.missing and _up_to_date(args.analysis, current_analyses(path)):
                 continue
             s = analyse(args.analysis, path, progress=progress, **options.get(args.analysis, {}))
             results.append((path, runstore.read_analysis(path, args.analysis)[0]))

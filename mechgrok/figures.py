@@ -246,13 +246,15 @@ def fourier_metrics(items, variant: str, out: Path) -> list[Path]:
         axes[0].plot(a["step"], a["top_share"], color=c, label=f"{r['arm']} s{r['seed']}")
         axes[1].plot(a["step"], a["restricted_loss"], color=c, label=f"{r['arm']} s{r['seed']} restricted")
         axes[1].plot(a["step"], a["excluded_loss"], color=c, ls="--", label=f"{r['arm']} s{r['seed']} excluded")
+        if "logit_restricted_loss" in a:  # the logits' reading (absent from analyses stored before it)
+            axes[1].plot(a["step"], a["logit_restricted_loss"], color=c, ls=":")
     axes[0].set_ylabel("top-5 share of W_E energy")
     axes[1].set_ylabel("loss (nats)")
     axes[1].set_yscale("log")
     for ax in axes:
         ax.set_xlabel("training step")
     axes[0].set_title(f"{variant}: Fourier sparsity")
-    axes[1].set_title("restricted (all pairs, solid) / excluded (train, dashed) loss")
+    axes[1].set_title("restricted (solid; logit keys: dotted) / excluded (dashed)", fontsize=6)
     axes[0].legend(frameon=False, fontsize=5)
     return _save(fig, out, f"fourier_{_safe(variant)}")
 
@@ -336,7 +338,8 @@ def _runs_of(rows) -> str:
 
 ANALYSIS_CAPTIONS = {
     "fourier": "Top-5 share of the energy of W_E's Fourier spectrum (left), restricted loss on all pairs (solid) and "
-               "excluded loss on the training pairs (dashed, right) over training",
+               "excluded loss on the training pairs (dashed, right) over training, with W_E's key frequencies; dotted: "
+               "restricted loss with the five strongest frequencies of the logits' (a+b) spectrum, where analysed",
     "norms": "L2 norm of all weights (left) and distance from initialisation (right) over training",
     "landscape": "Loss along the straight line between checkpoints: memorised to grokked (or, if the run never "
                  "grokked, final) checkpoint (left); before to after each replay event (right, train loss)",

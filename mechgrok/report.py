@@ -418,9 +418,12 @@ class Audit:
             ia = [int(np.nonzero(a["step"] == t)[0][-1]) for t in steps]
             ib = [int(np.nonzero(b["step"] == t)[0][-1]) for t in steps]
             diffs.append(float(np.mean(a["top_share"][ia] - b["top_share"][ib])) if steps else math.nan)
+            logit = (f"; from the logits: dream {step_or_never(da['logit_emergence_step'])}, baseline "
+                     f"{step_or_never(ba['logit_emergence_step'])}") if "logit_emergence_step" in da and \
+                "logit_emergence_step" in ba else ""
             notes.append(f"seed {s}: emergence step dream {step_or_never(da['emergence_step'])}, baseline "
                          f"{step_or_never(ba['emergence_step'])}; final top-5 share {da['final_top_share']:.3f} vs "
-                         f"{ba['final_top_share']:.3f}")
+                         f"{ba['final_top_share']:.3f}{logit}")
         m, lo, hi = stats.mean_interval(diffs)
         n = len(seeds)
         if n < MIN_SEEDS:

@@ -265,8 +265,8 @@ def read_curves(path: str | os.PathLike) -> dict[str, dict]:
 # Every reader goes through ``analysis``, so a run read from its file and one carried from the
 # table give the same inputs. Each attribute set also holds ``p`` (the run's modulus).
 CARRIED_ANALYSES = {
-    "fourier": (("step", "top_share", "restricted_loss", "excluded_loss", "we_norms"),
-                ("emergence_step", "final_top_share")),
+    "fourier": (("step", "top_share", "restricted_loss", "excluded_loss", "we_norms", "logit_restricted_loss"),
+                ("emergence_step", "final_top_share", "logit_emergence_step")),
     "norms": (("step", "total", "dist_init"), ()),
     "landscape": (("kind", "t", "train_loss", "test_loss"), ()),
     "probes": (("step", "acc_sum"), ()),
@@ -285,7 +285,7 @@ def analysis_of(path: str | os.PathLike, name: str) -> tuple[dict, dict]:
     arrays, attrs = runstore.read_analysis(path, name)
     keys, attr_keys = CARRIED_ANALYSES[name]
     out = {}
-    for k in keys:
+    for k in (k for k in keys if k in arrays):  # an analysis stored before a key existed lacks it
         a = np.asarray(arrays[k])
         out[k] = np.char.decode(a, "utf-8") if a.dtype.kind == "S" else a
     kept = {k: attrs[k] for k in attr_keys if k in attrs}

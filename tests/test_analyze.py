@@ -237,7 +237,8 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     assert spectra["dream"].endswith("white ticks: replay events.")
     assert spectra["baseline"].endswith("no ticks: this arm does not replay.")
     # the emergence step is a step or "never" (the analyses' -1), as the reader needs it
-    assert re.match(r"seed \d+: emergence step dream (never|\d+), baseline (never|\d+); final", c6_files.notes[0])
+    assert re.match(r"seed \d+: emergence step dream (never|\d+), baseline (never|\d+); final top-5 share "
+                    r"[\d.]+ vs [\d.]+; from the logits: dream (never|\d+), baseline (never|\d+)$", c6_files.notes[0])
     assert [step_or_never(v) for v in (-1, -1.0, 1200.0, math.nan)] == ["never", "never", "1200", "n/a"]
     for f in runs.glob("*.h5"):
         f.unlink()
@@ -306,3 +307,24 @@ def test_an_analysis_run_before_the_run_was_extended_is_stale(tmp_path, capsys):
     assert capsys.readouterr().out == ""
     row = collect([path])[0][0]
     assert analysis(row, "fourier")[0]["step"][-1] == 200 and not np.isnan(row["final_top_share"])
+
+
+def test_a_fourier_analysis_stored_before_the_logit_reading_is_still_read(dream_copy, capsys):
+    """Run files analysed before the logit reading existed lack its series and attributes: the
+    results table reads them as unknown, and ``--missing`` analyses them again."""
+    from mechgrok.results import analysis_of, collect
+
+    analyze.analyse("fourier", dream_copy)
+    with h5py.File(dream_copy, "r+") as f:
+        g = f["analysis/fourier"]
+        for k in [k for k in g if k.startswith("logit_")]:
+            del g[k]
+        for k in [k for k in g.attrs if "logit" in k]:
+            del g.attrs[k]
+    arrays, attrs = analysis_of(dream_copy, "fourier")
+    assert "logit_restricted_loss" not in arrays and "logit_emergence_step" not in attrs and "top_share" in arrays
+    row = collect([dream_copy])[0][0]
+    assert math.isnan(row["logit_emergence_step"]) and not math.isnan(row["emergence_step"])
+    assert analyze.main(["fourier", str(dream_copy), "--missing", "--quiet"]) == 0
+    assert "from the logits: emergence" in capsys.readouterr().out
+    assert not math.isnan(collect([dream_copy])[0][0]["logit_emergence_step"])

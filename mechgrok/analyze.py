@@ -166,10 +166,13 @@ def fourier(view: RunView, progress=None) -> tuple[dict, dict]:
     union = (out["key_mask"] | final_keys).sum(1)
     out["key_jaccard_final"] = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
     events = view.event_steps()
+
+    def to_event(step: int) -> int:  # steps from an emergence step to the nearest replay event; -1 if none
+        return int(np.min(np.abs(events - step))) if step >= 0 and len(events) else -1
+
     emerge = F.emergence(out["step"], out["top_share"], out["restricted_loss"])
-    dist = int(np.min(np.abs(events - emerge))) if emerge >= 0 and len(events) else -1
     l_emerge = F.emergence(out["step"], None, out["logit_restricted_loss"])
-    l_dist = int(np.min(np.abs(events - l_emerge))) if l_emerge >= 0 and len(events) else -1
+    dist, l_dist = to_event(emerge), to_event(l_emerge)
     summary = {"emergence_step": emerge, "emergence_event_distance": dist,
                "logit_emergence_step": l_emerge, "logit_emergence_event_distance": l_dist,
                "final_logit_key_frequencies": [int(k) for k in F.top_frequencies(out["logit_norms"][-1])],

@@ -25,43 +25,34 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from mechgrok import fourier as F
 from mechgrok import runstore
-from mechgrok.data import encode
-from mechgrok.model import build_model, load_weights
+from mechgrok.analyze import RunView
 
 
 def reading(path: Path) -> dict:
-    cfg = runstore.read_config(path)
-    p = cfg.p
+    view = RunView(path, allow_slim=True)  # reads only the final checkpoint, stores nothing
+    cfg, p = view.cfg, view.cfg.p
     final = runstore.list_checkpoints(path)[-1]
-    w = runstore.read_checkpoint(path, final["name"])
-    model = build_model(cfg)
-    load_weights(model, w)
-    model.eval()
-    split = runstore.read_table(path, "split")
-    x, y = encode(np.arange(p * p), p)
+    w = view.load(final["name"])
     hooks = [f"blocks.{L}.mlp.hook_post" for L in range(cfg.n_layers)]
-    with torch.no_grad():
-        out, cache = model.run_with_cache(torch.as_tensor(x), names_filter=lambda n: n in hooks)
-    logits = out[:, -1].double().numpy()
-    test = split["test_idx"]
-    row = {"path": str(path), "step": int(final["step"]), "grok_step": runstore.read_attrs(path).get("grok_step"),
+    logits, acts = view.forward(hooks)
+    test = view.test_idx
+    row = {"path": str(path), "step": int(final["step"]), "grok_step": view.attrs.get("grok_step"),
            "weight_decay": cfg.weight_decay, "split": cfg.split,
-           "test_acc": float((logits[test].argmax(1) == y[test]).mean())}
+           "test_acc": float((logits[test].argmax(1) == view.y_all.numpy()[test]).mean())}
     _, we = F.frequency_norms(w["embed.weight"][:p])
     for name, spectrum in (("we", we), ("logit", F.logit_spectrum(logits, p))):
         keys = F.key_frequencies(spectrum) if name == "we" else F.top_frequencies(spectrum)
-        losses = F.restricted_and_excluded_loss(logits, p, keys, split["train_idx"])
+        losses = F.restricted_and_excluded_loss(logits, p, keys, view.train_idx)
         row[name] = {"top_share": F.sparsity(spectrum)["top_share"], "n_key": int(len(keys)),
                      "keys": [int(k) for k in keys[:8]], "energy_share": [float(spectrum[k - 1] ** 2 / (spectrum ** 2).sum()) for k in keys[:5]], "restricted_loss": losses["restricted_loss"],
                      "excluded_loss": losses["excluded_loss"]}
     logit_keys = set(row["logit"]["keys"])
     row["neurons_on_logit_keys"] = []
     for h in hooks:
-        freq, share = F.neuron_frequencies(cache[h][:, -1].numpy(), p)
+        freq, share = F.neuron_frequencies(acts[h], p)
         alive = freq > 0
         on = alive & (share >= 0.5) & np.isin(freq, sorted(logit_keys))
         row["neurons_on_logit_keys"].append(float(on.sum() / max(alive.sum(), 1)))

@@ -44,9 +44,13 @@ class SlimRunError(RunFileError):
 
 class RunView:
     """One run file opened for analysis: its config, split, checkpoints and hooked model. It reads
-    only; ``analyse`` holds the run's lock around it and the write of the results."""
+    only; ``analyse`` holds the run's lock around it and the write of the results.
 
-    def __init__(self, path: str | Path, device: str = "cpu"):
+    A slim copy (mechgrok.transport) keeps only some checkpoints (init, final), so an analysis
+    stored from it would replace one computed on every checkpoint: it is refused (SlimRunError)
+    unless ``allow_slim``, for tools that read the kept checkpoints and store nothing."""
+
+    def __init__(self, path: str | Path, device: str = "cpu", allow_slim: bool = False):
         import torch
 
         from .data import encode
@@ -55,7 +59,7 @@ class RunView:
         self.path = Path(path)
         self.cfg = runstore.read_config(self.path)
         self.attrs = runstore.read_attrs(self.path)
-        if "slim" in self.attrs:
+        if "slim" in self.attrs and not allow_slim:
             raise SlimRunError(f"{self.path}: a slim copy without its checkpoints (mechgrok.transport); its stored "
                                "analyses were computed on every checkpoint and are kept, not recomputed")
         self.partial = self.attrs.get("status") == "running"

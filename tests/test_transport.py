@@ -67,6 +67,16 @@ def test_slim_copy_keeps_what_the_audit_reads_and_drops_the_rest(run_tree, tmp_p
     with pytest.raises(analyze.SlimRunError):
         analyze.analyse("norms", dest)
     assert runstore.read_analysis(dest, "norms")[1]["checkpoints_analysed"] > 1
+    # a read-only tool (benchmarks/fourier_readings.py) may open it: the kept checkpoint gives the
+    # same forward pass as in the full file
+    with pytest.raises(analyze.SlimRunError):
+        analyze.RunView(dest)
+    views = analyze.RunView(src), analyze.RunView(dest, allow_slim=True)
+    assert [c["name"] for c in views[1].checkpoints()] == kept
+    hook = "blocks.0.mlp.hook_post"
+    (la, aa), (lb, ab) = [(v.load(kept[0]), v.forward([hook]))[1] for v in views]
+    np.testing.assert_array_equal(la, lb)
+    np.testing.assert_array_equal(aa[hook], ab[hook])
     # keeping the event checkpoints keeps the events' flags as they were
     transport.slim_copy(src, tmp_path / "events.h5", keep=("event",))
     with h5py.File(src, "r") as f, h5py.File(tmp_path / "events.h5", "r") as g:

@@ -27,7 +27,7 @@ Rules shared by the claims (alpha = 0.05 throughout):
   interval inside [2/3, 3/2]; *contradicted* when the log-rank test rejects.
 - No verdict other than inconclusive with fewer than ``MIN_SEEDS`` (3) finished
   runs per arm.
-- A claim made of parts (C1, C3, C8 and C9 test several comparisons; C13 stands
+- A claim made of parts (C1, C3, C6, C8 and C9 test several comparisons; C13 stands
   on C3 and C7) is contradicted by one contradicted part, supported only when
   every part is, and otherwise inconclusive at the smallest n of the parts with
   runs (:meth:`Audit.joint`).
@@ -393,37 +393,37 @@ class Audit:
                        f"drop {_f(d_mean)}; rise vs baseline {_f(r_mean)}", f"{_ci(d_lo, d_hi)}; {_ci(r_lo, r_hi)}",
                        math.nan, verdict, notes)
 
-    def _fourier_by_seed(self, arm: str) -> dict:
-        """Per seed, the Fourier analysis of the longest finished hard-regime run of ``arm`` that has
-        one. A seed's longest run may be carried from the table without its series while a shorter
-        run of it (the same training, stopped earlier) has its file here; C6 compares the two arms
-        at the checkpoints they share, so the longer the runs the more checkpoints it compares."""
+    def _fourier_by_seed(self, arm: str, series: str = "top_share") -> dict:
+        """Per seed, the Fourier analysis of the longest finished hard-regime run of ``arm`` whose
+        analysis holds ``series``. A seed's longest run may be carried from the table without its
+        series (or from before the series existed) while a shorter run of it (the same training,
+        stopped earlier) has them here; C6 compares the two arms at the checkpoints they share, so
+        the longer the runs the more checkpoints it compares."""
         return {r["seed"]: (arrays, attrs) for r, arrays, attrs in
-                analysed(select(self.all_rows, variant=self.variant("hard"), arm=arm), "fourier")}
+                analysed(select(self.all_rows, variant=self.variant("hard"), arm=arm), "fourier", series)}
 
-    def c6(self) -> Verdict:  # needs each run's Fourier series: its file, or the analyses table
-        dream, base = self.arm("hard", "dream"), self.arm("hard", "baseline")
-        if not dream or not base:
-            return self.missing("C6", {"hard": ["baseline", "dream"]}, "Fourier sparsity of W_E, dream vs baseline")
+    @staticmethod
+    def _shared(a: dict, b: dict, key: str) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """The checkpoints after step 0 that two analyses both have (step 0 is the same
+        initialisation in both arms of a seed), and series ``key`` of each at them."""
+        steps = sorted(set(a["step"][a["step"] > 0].tolist()) & set(b["step"].tolist()))
+        ia = [int(np.nonzero(a["step"] == t)[0][-1]) for t in steps]
+        ib = [int(np.nonzero(b["step"] == t)[0][-1]) for t in steps]
+        return steps, np.asarray(a[key], float)[ia], np.asarray(b[key], float)[ib]
+
+    def _c6_embedding(self) -> Verdict:
+        """C6 read from W_E: the mean over shared checkpoints of dream minus baseline top-5 share."""
+        test = "W_E: top-5 share, dream minus baseline at shared checkpoints"
         fd, fb = self._fourier_by_seed("dream"), self._fourier_by_seed("baseline")
         seeds = sorted(set(fd) & set(fb))
-        if not seeds:
-            return Verdict("C6", "Fourier sparsity (top-5 share of W_E), dream minus baseline at shared checkpoints",
-                           "-", 0, "n/a", "n/a", math.nan, "inconclusive at n = 0",
-                           [_needs_files("fourier", dream + base)])
         diffs, notes = [], []
         for s in seeds:
             (a, da), (b, ba) = fd[s], fb[s]  # series, attributes
-            steps = sorted(set(a["step"][a["step"] > 0].tolist()) & set(b["step"].tolist()))
-            ia = [int(np.nonzero(a["step"] == t)[0][-1]) for t in steps]
-            ib = [int(np.nonzero(b["step"] == t)[0][-1]) for t in steps]
-            diffs.append(float(np.mean(a["top_share"][ia] - b["top_share"][ib])) if steps else math.nan)
-            logit = (f"; from the logits: dream {step_or_never(da['logit_emergence_step'])}, baseline "
-                     f"{step_or_never(ba['logit_emergence_step'])}") if "logit_emergence_step" in da and \
-                "logit_emergence_step" in ba else ""
+            _, x, y = self._shared(a, b, "top_share")
+            diffs.append(float(np.mean(x - y)) if len(x) else math.nan)
             notes.append(f"seed {s}: emergence step dream {step_or_never(da['emergence_step'])}, baseline "
                          f"{step_or_never(ba['emergence_step'])}; final top-5 share {da['final_top_share']:.3f} vs "
-                         f"{ba['final_top_share']:.3f}{logit}")
+                         f"{ba['final_top_share']:.3f}")
         m, lo, hi = stats.mean_interval(diffs)
         n = len(seeds)
         if n < MIN_SEEDS:
@@ -435,8 +435,60 @@ class Audit:
             verdict = "supported"
         else:
             verdict = f"inconclusive at n = {n}"
-        return Verdict("C6", "Fourier sparsity (top-5 share of W_E), dream minus baseline at shared checkpoints",
-                       ",".join(map(str, seeds)), n, f"mean difference {_f(m)}", _ci(lo, hi), math.nan, verdict, notes)
+        return Verdict("C6", test, ",".join(map(str, seeds)) or "-", n, f"mean difference {_f(m)}", _ci(lo, hi),
+                       math.nan, verdict, notes)
+
+    def _c6_logits(self) -> Verdict:
+        """C6 read from the logits: per seed, the geometric mean over shared checkpoints of dream's over
+        baseline's restricted loss (the five strongest frequencies of the logits' spectrum along
+        cos/sin k(a+b), mechgrok/fourier.py); over seeds, the mean of its log with a bootstrap interval,
+        shown as a ratio. Moving toward the Fourier solution means a ratio below 1. The least effect
+        that counts is the report's equivalence margin: a ratio whose whole interval lies above 2/3
+        (less than a 1.5x lower loss) contradicts the claim; an interval below 1 supports it."""
+        test = "logits: restricted loss, dream / baseline at shared checkpoints (geometric mean)"
+        key = "logit_restricted_loss"
+        fd, fb = self._fourier_by_seed("dream", key), self._fourier_by_seed("baseline", key)
+        seeds = sorted(set(fd) & set(fb))
+        logs, notes = [], []
+        for s in seeds:
+            (a, da), (b, ba) = fd[s], fb[s]
+            steps, x, y = self._shared(a, b, key)
+            ok = np.isfinite(x) & np.isfinite(y)
+            x, y = np.maximum(x[ok], 1e-12), np.maximum(y[ok], 1e-12)  # a loss of exactly 0 stays finite
+            logs.append(float(np.mean(np.log(x / y))) if len(x) else math.nan)
+            notes.append(f"seed {s}: ratio {_f(math.exp(logs[-1]) if len(x) else math.nan)} over {len(x)} "
+                         f"checkpoints to step {max(steps, default=0)}; emergence "
+                         f"(<= 1 nat) dream {step_or_never(da.get('logit_emergence_step', math.nan))}, baseline "
+                         f"{step_or_never(ba.get('logit_emergence_step', math.nan))}")
+        m, lo, hi = (math.exp(v) if not math.isnan(v) else math.nan for v in stats.mean_interval(logs))
+        n = len(seeds)
+        if n == 0:  # the runs of the seeds W_E's part compares, where it has any, would do
+            w_e = set(self._fourier_by_seed("dream")) & set(self._fourier_by_seed("baseline"))
+            runs = [r for r in self.arm("hard", "dream") + self.arm("hard", "baseline") if not w_e or r["seed"] in w_e]
+            notes.append(_needs_files("fourier", runs))
+        if n < MIN_SEEDS:
+            verdict = f"inconclusive at n = {n}"
+        elif not math.isnan(lo) and lo > EQUIVALENCE[0]:
+            verdict = "contradicted"
+            notes.append(f"dreaming does not lower the logits' restricted loss by 1.5x or more (ratio > "
+                         f"{EQUIVALENCE[0]:.2f})")
+        elif not math.isnan(hi) and hi < 1:
+            verdict = "supported"
+        else:
+            verdict = f"inconclusive at n = {n}"
+        return Verdict("C6", test, ",".join(map(str, seeds)) or "-", n, f"ratio {_f(m)}", _ci(lo, hi), math.nan,
+                       verdict, notes)
+
+    def c6(self) -> Verdict:  # needs each run's Fourier series: its file, or the analyses table
+        dream, base = self.arm("hard", "dream"), self.arm("hard", "baseline")
+        test = "Fourier reading of W_E (top-5 share) and of the logits (restricted loss), dream vs baseline"
+        if not dream or not base:
+            return self.missing("C6", {"hard": ["baseline", "dream"]}, test)
+        parts = [self._c6_embedding(), self._c6_logits()]
+        if all(v.n == 0 for v in parts):
+            return Verdict("C6", test, "-", 0, "n/a", "n/a", math.nan, "inconclusive at n = 0",
+                           [_needs_files("fourier", dream + base)])
+        return self.combine("C6", parts, test)
 
     def _log_speedups(self, regime: str) -> list[float]:
         """Per seed, log(baseline / dream time-to-grok), both cut at the pair's common horizon:

@@ -271,8 +271,9 @@ CARRIED_ANALYSES = {
     "landscape": (("kind", "t", "train_loss", "test_loss"), ()),
     "probes": (("step", "acc_sum"), ()),
 }
-# Series a verdict is computed from (C6's differences of top-5 shares, some ~1e-5), carried exactly.
-EXACT_SERIES = {("fourier", "top_share")}
+# Series a verdict is computed from (C6's differences of top-5 shares, some ~1e-5, and its ratios of
+# logit restricted losses), carried exactly.
+EXACT_SERIES = {("fourier", "top_share"), ("fourier", "logit_restricted_loss")}
 ANALYSES_COLUMNS = ("config_hash", "analysis", "part", "key", "dtype", "shape", "values")
 
 
@@ -395,11 +396,13 @@ def carry(rows: list[dict], table: list[dict], curves: dict | None = None,
     return rows + carried, len(carried)
 
 
-def analysed(rows: list[dict], name: str) -> list[tuple[dict, dict, dict]]:
+def analysed(rows: list[dict], name: str, series: str | None = None) -> list[tuple[dict, dict, dict]]:
     """(row, arrays, attrs) of analysis ``name`` (``analysis``: its file, or carried), one per
     (variant, arm, seed), from its longest finished run that has it: a longer run without it (carried
-    from the table without series) does not hide it. Each run's analysis is read once."""
-    items = {id(r): item for r in rows if r["finished"] and (item := analysis(r, name)) is not None}
+    from the table without series) does not hide it. With ``series``, only analyses that hold that
+    array count (an analysis stored before the series existed lacks it). Each run's analysis is read once."""
+    items = {id(r): item for r in rows if r["finished"] and (item := analysis(r, name)) is not None
+             and (series is None or series in item[0])}
     return [(r, *items[id(r)]) for r in finished(rows, keep=lambda r: id(r) in items)]
 
 

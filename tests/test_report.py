@@ -514,3 +514,73 @@ def test_curve_legend_says_where_shorter_runs_leave_the_median():
     grid = [0, 1000, 2000, 3000, 15000]
     assert figures._runs_label("dream", grid, [3, 3, 3, 3, 3]) == "dream (n=3)"
     assert figures._runs_label("dream", grid, [3, 3, 3, 1, 1]) == "dream (n=3 to step 2000, 1 at the end)"
+
+
+def _fourier_row(arm, seed, top, logit, budget=3000):
+    """A finished hard-regime run carried from the table with planted Fourier series: W_E top-5 share
+    ``top`` and logit restricted loss ``logit`` (a number, or None for an analysis stored before the
+    logit reading) at checkpoints every 1000 steps."""
+    steps = np.arange(0, budget + 1, 1000)
+    arrays = {"step": steps, "top_share": np.full(len(steps), float(top))}
+    if logit is not None:
+        arrays["logit_restricted_loss"] = np.full(len(steps), float(logit))
+    attrs = {"emergence_step": -1, "final_top_share": float(top), "logit_emergence_step": -1, "p": 97}
+    return {"variant": "hard", "arm": arm, "seed": seed, "budget": budget, "finished": True, "grokked": False,
+            "time_to_grok": budget, "carried": True, "path": f"gone/{arm}{seed}_{budget}.h5",
+            "analyses": {"fourier": (arrays, attrs)}}
+
+
+def test_c6_reads_the_fourier_solution_from_w_e_and_from_the_logits():
+    """C6 has two parts: W_E's top-5 share (dream minus baseline) and the logits' restricted loss
+    (dream / baseline). One contradicted part decides; supported needs both."""
+    def c6(dream_top, ratios, seeds=(0, 1, 2), base_logit=3.0):
+        rows = []
+        for s, r in zip(seeds, ratios):
+            rows += [_fourier_row("baseline", s, 0.5, base_logit), _fourier_row("dream", s, 0.5 + dream_top, base_logit * r)]
+        audit = report.Audit(rows)
+        return audit._c6_embedding(), audit._c6_logits(), audit.c6()
+
+    # the logits' loss halved in every seed, W_E's share unchanged: (b) supports, (a) contradicts and decides
+    a, b, v = c6(0.0, [0.5, 0.45, 0.55])
+    assert (a.verdict, b.verdict, v.verdict, v.n) == ("contradicted", "supported", "contradicted", 3)
+    assert b.effect == "ratio 0.498"  # geometric mean: (0.5 * 0.45 * 0.55) ** (1 / 3)
+    assert b.notes[0].startswith("seed 0: ratio 0.5 over 3 checkpoints to step 3000")
+    assert v.notes[1].startswith("(b) logits: restricted loss, dream / baseline at shared checkpoints")
+    # both readings move toward the Fourier solution: supported
+    a, b, v = c6(0.1, [0.5, 0.45, 0.55])
+    assert (a.verdict, b.verdict, v.verdict) == ("supported", "supported", "supported")
+    # the same loss in both arms: less than a 1.5x reduction however many seeds, so (b) contradicts
+    a, b, v = c6(0.1, [1.0, 0.95, 1.05])
+    assert (b.verdict, v.verdict) == ("contradicted", "contradicted")
+    assert "by 1.5x or more" in b.notes[-1]
+    # a ratio that straddles the margin, and too few seeds, stay inconclusive
+    assert c6(0.1, [0.3, 1.0, 0.9])[1].verdict == "inconclusive at n = 3"
+    a, b, v = c6(0.1, [0.5, 0.5], seeds=(0, 1))
+    assert (b.verdict, v.verdict) == ("inconclusive at n = 2", "inconclusive at n = 2")
+    # a loss of exactly 0 in the dream arm (a clean circuit) stays a finite, very small ratio
+    assert float(c6(0.1, [0.0, 0.0, 0.0])[1].effect.split()[-1]) < 1e-6
+
+
+def test_c6_logits_use_the_longest_run_that_has_the_logit_series():
+    """A seed's 30000-step runs, analysed before the logit reading existed, give W_E's part; the same
+    seed's 3000-step runs, analysed with it, give the logits' part. With no logit series at all, that
+    part is inconclusive at n = 0 and says what it needs, and W_E's part decides alone."""
+    old = [_fourier_row(arm, s, 0.5, None, budget=30_000) for s in range(3) for arm in ("baseline", "dream")]
+    new = [_fourier_row("baseline", s, 0.4, 3.0) for s in range(3)] + \
+          [_fourier_row("dream", s, 0.4, 3.0 * r) for s, r in zip(range(3), (0.5, 0.45, 0.55))]
+    audit = report.Audit(old + new)
+    a, b = audit._c6_embedding(), audit._c6_logits()
+    assert a.effect == "mean difference 0" and a.notes[0].endswith("final top-5 share 0.500 vs 0.500")  # 30000 runs
+    assert b.verdict == "supported" and b.notes[0].endswith("to step 3000; emergence (<= 1 nat) dream never, "
+                                                            "baseline never")
+    unanalysed = [{**_fourier_row(arm, 3, 0.5, None, budget=30_000), "analyses": {}} for arm in ("baseline", "dream")]
+    audit = report.Audit(old + unanalysed)
+    b, v = audit._c6_logits(), audit.c6()
+    # the seeds W_E's part compares would do: seed 3, never analysed, is not asked for
+    assert b.verdict == "inconclusive at n = 0" and b.notes[-1].startswith("needs: 6 runs trained again")
+    assert v.verdict == "contradicted" and v.n == 3
+    # neither reading measured: one line saying what is needed
+    bare = [{**r, "analyses": {}} for r in old]
+    v = report.Audit(bare).c6()
+    assert (v.verdict, v.notes) == ("inconclusive at n = 0", [
+        "needs: 6 runs trained again (their files are not on this machine; rows carried from the results table)"])

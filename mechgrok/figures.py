@@ -34,7 +34,7 @@ import numpy as np
 from . import stats
 from .config import REPLAY_ARMS
 from .errors import MechgrokError
-from .results import analysed, curve, finished, load, select
+from .results import analysed, curve, finished, load, select, shared_checkpoints
 
 ARM_COLORS = {"baseline": "#4d4d4d", "dream": "#d62728", "control": "#1f77b4", "grokfast": "#2ca02c",
               "dream-early": "#ff7f0e", "dream-plateau": "#9467bd"}
@@ -259,6 +259,31 @@ def fourier_metrics(items, variant: str, out: Path) -> list[Path]:
     return _save(fig, out, f"fourier_{_safe(variant)}")
 
 
+def logit_ratio(items, variant: str, out: Path) -> tuple[list[Path], list[int]]:
+    """C6's logit part drawn: per seed with both arms analysed with the logit reading, dream's over
+    baseline's logit restricted loss at each checkpoint both have (mechgrok/report.py, C6 (b)).
+    Returns the files and the seeds drawn (none: no file)."""
+    by: dict[int, dict] = {}
+    for r, a, _ in items:
+        by.setdefault(r["seed"], {})[r["arm"]] = a
+    seeds = sorted(s for s, arms in by.items() if {"dream", "baseline"} <= set(arms))
+    if not seeds:
+        return [], []
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(COLUMN, 2.4))
+    for seed in seeds:
+        steps, x, y = shared_checkpoints(by[seed]["dream"], by[seed]["baseline"], "logit_restricted_loss")
+        ax.plot(steps, np.maximum(x, 1e-12) / np.maximum(y, 1e-12), marker=".", ms=2, lw=0.8, label=f"seed {seed}")
+    ax.axhline(1, color="k", lw=0.5)
+    ax.axhline(2 / 3, color="k", lw=0.5, ls=":")
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("restricted loss, dream / baseline")
+    ax.set_title(f"{variant}: logit Fourier reading", fontsize=7)
+    ax.legend(frameon=False, fontsize=5)
+    return _save(fig, out, f"c6logits_{_safe(variant)}"), seeds
+
+
 def norm_trajectories(items, variant: str, out: Path) -> list[Path]:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4))
@@ -321,7 +346,8 @@ def probe_curves(items, variant: str, out: Path) -> list[Path]:
     return _save(fig, out, f"probes_{_safe(variant)}")
 
 
-FIGURE_PREFIXES = ("curves_", "km_", "speedup", "spectrum_", "fourier_", "norms_", "landscape_", "probes_")
+FIGURE_PREFIXES = ("curves_", "km_", "speedup", "spectrum_", "fourier_", "c6logits_", "norms_", "landscape_",
+                   "probes_")
 
 
 def _runs_of(rows) -> str:
@@ -391,6 +417,17 @@ def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None =
             captions[new[0].stem] = f"{ANALYSIS_CAPTIONS[name]}, `{variant}`: {_runs_of([r for r, _, _ in mine])}."
             paths += new
         if name == "fourier":
+            with_logits = analysed(rows, name, "logit_restricted_loss")  # a seed's longest run that has them
+            for variant in sorted({r["variant"] for r, _, _ in with_logits}):
+                new, seeds = logit_ratio([it for it in with_logits if it[0]["variant"] == variant], variant, out)
+                if new:
+                    captions[new[0].stem] = (
+                        f"C6, read from the logits, `{variant}`: per seed, dream's over baseline's restricted loss "
+                        "with the five strongest frequencies of the logits' (a+b) spectrum, at each checkpoint both "
+                        "runs have (log scale; below 1: dream nearer the Fourier solution; dotted: the 2/3 margin "
+                        f"of the C6 rule). Seeds {', '.join(map(str, seeds))}: each seed's longest runs analysed "
+                        "with this reading.")
+                    paths += new
             for r, a, _ in items:
                 new = spectrum(r, a, out)
                 captions[new[0].stem] = (f"Norm of each Fourier frequency k of W_E at each checkpoint (colour), "

@@ -52,8 +52,8 @@ from . import __version__, provenance, stats
 from .config import OPEN_CHOICES, REGIMES, config_of_variant, make_config, reading_settings, stated_changes
 from .errors import MechgrokError
 from .fourier import step_or_never
-from .results import (analysed, compute_text, finished, has_file, load, process_seconds, select, SUMMARY_COLUMNS,
-                      write_analyses, write_csv, write_curves)
+from .results import (analysed, compute_text, finished, has_file, load, process_seconds, select, shared_checkpoints,
+                      SUMMARY_COLUMNS, write_analyses, write_csv, write_curves)
 
 ALPHA = 0.05
 MIN_SEEDS = 3
@@ -402,15 +402,6 @@ class Audit:
         return {r["seed"]: (arrays, attrs) for r, arrays, attrs in
                 analysed(select(self.all_rows, variant=self.variant("hard"), arm=arm), "fourier", series)}
 
-    @staticmethod
-    def _shared(a: dict, b: dict, key: str) -> tuple[list[int], np.ndarray, np.ndarray]:
-        """The checkpoints after step 0 that two analyses both have (step 0 is the same
-        initialisation in both arms of a seed), and series ``key`` of each at them."""
-        steps = sorted(set(a["step"][a["step"] > 0].tolist()) & set(b["step"].tolist()))
-        ia = [int(np.nonzero(a["step"] == t)[0][-1]) for t in steps]
-        ib = [int(np.nonzero(b["step"] == t)[0][-1]) for t in steps]
-        return steps, np.asarray(a[key], float)[ia], np.asarray(b[key], float)[ib]
-
     def _c6_embedding(self) -> Verdict:
         """C6 read from W_E: the mean over shared checkpoints of dream minus baseline top-5 share."""
         test = "W_E: top-5 share, dream minus baseline at shared checkpoints"
@@ -419,7 +410,7 @@ class Audit:
         diffs, notes = [], []
         for s in seeds:
             (a, da), (b, ba) = fd[s], fb[s]  # series, attributes
-            _, x, y = self._shared(a, b, "top_share")
+            _, x, y = shared_checkpoints(a, b, "top_share")
             diffs.append(float(np.mean(x - y)) if len(x) else math.nan)
             notes.append(f"seed {s}: emergence step dream {step_or_never(da['emergence_step'])}, baseline "
                          f"{step_or_never(ba['emergence_step'])}; final top-5 share {da['final_top_share']:.3f} vs "
@@ -452,7 +443,7 @@ class Audit:
         logs, notes = [], []
         for s in seeds:
             (a, da), (b, ba) = fd[s], fb[s]
-            steps, x, y = self._shared(a, b, key)
+            steps, x, y = shared_checkpoints(a, b, key)
             ok = np.isfinite(x) & np.isfinite(y)
             x, y = np.maximum(x[ok], 1e-12), np.maximum(y[ok], 1e-12)  # a loss of exactly 0 stays finite
             logs.append(float(np.mean(np.log(x / y))) if len(x) else math.nan)

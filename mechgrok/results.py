@@ -406,6 +406,15 @@ def analysed(rows: list[dict], name: str, series: str | None = None) -> list[tup
     return [(r, *items[id(r)]) for r in finished(rows, keep=lambda r: id(r) in items)]
 
 
+def shared_checkpoints(a: dict, b: dict, key: str) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The checkpoints after step 0 that two analyses' series both have (step 0 is the same
+    initialisation in both arms of a seed), and series ``key`` of each at them (C6 and its figure)."""
+    steps = sorted(set(a["step"][a["step"] > 0].tolist()) & set(b["step"].tolist()))
+    ia = [int(np.nonzero(a["step"] == t)[0][-1]) for t in steps]
+    ib = [int(np.nonzero(b["step"] == t)[0][-1]) for t in steps]
+    return steps, np.asarray(a[key], float)[ia], np.asarray(b[key], float)[ib]
+
+
 def finished(rows: list[dict], keep=None) -> list[dict]:
     """Finished runs, one per (variant, arm, seed): where one seed was run with several budgets
     (the same trajectory, cut at different steps), the run with the largest budget; with ``keep``

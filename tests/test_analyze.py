@@ -233,6 +233,9 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     caps: dict = {}
     figs_files = figures.make_all(rows, tmp_path / "f1", captions=caps)
     assert c6_files.n == 1 and any(f.name.startswith("landscape_") for f in figs_files)
+    c6_figure = [f.stem for f in figs_files if f.name.startswith("c6logits_")]  # C6's logit part, drawn
+    assert c6_figure and caps[c6_figure[0]].endswith(f"Seeds {rows[0]['seed']}: each seed's longest runs analysed "
+                                                     "with this reading.")
     spectra = {k.split("_")[-2]: v for k, v in caps.items() if k.startswith("spectrum_")}
     assert spectra["dream"].endswith("white ticks: replay events.")
     assert spectra["baseline"].endswith("no ticks: this arm does not replay.")

@@ -561,7 +561,7 @@ def test_c6_reads_the_fourier_solution_from_w_e_and_from_the_logits():
     assert float(c6(0.1, [0.0, 0.0, 0.0])[1].effect.split()[-1]) < 1e-6
 
 
-def test_c6_logits_use_the_longest_run_that_has_the_logit_series():
+def test_c6_logits_use_the_longest_run_that_has_the_logit_series(tmp_path):
     """A seed's 30000-step runs, analysed before the logit reading existed, give W_E's part; the same
     seed's 3000-step runs, analysed with it, give the logits' part. With no logit series at all, that
     part is inconclusive at n = 0 and says what it needs, and W_E's part decides alone."""
@@ -573,6 +573,11 @@ def test_c6_logits_use_the_longest_run_that_has_the_logit_series():
     assert a.effect == "mean difference 0" and a.notes[0].endswith("final top-5 share 0.500 vs 0.500")  # 30000 runs
     assert b.verdict == "supported" and b.notes[0].endswith("to step 3000; emergence (<= 1 nat) dream never, "
                                                             "baseline never")
+    # its figure draws the same runs: the ratio at each shared checkpoint, per seed
+    from mechgrok.results import analysed
+    paths, seeds = figures.logit_ratio(analysed(old + new, "fourier", "logit_restricted_loss"), "hard", tmp_path)
+    assert seeds == [0, 1, 2] and [f.name for f in paths] == ["c6logits_hard.png", "c6logits_hard.pdf"]
+    assert figures.logit_ratio(analysed(old, "fourier", "logit_restricted_loss"), "hard", tmp_path) == ([], [])
     unanalysed = [{**_fourier_row(arm, 3, 0.5, None, budget=30_000), "analyses": {}} for arm in ("baseline", "dream")]
     audit = report.Audit(old + unanalysed)
     b, v = audit._c6_logits(), audit.c6()

@@ -34,7 +34,7 @@ import numpy as np
 from . import stats
 from .config import REPLAY_ARMS
 from .errors import MechgrokError
-from .results import analysed, curve, finished, load, select, shared_checkpoints
+from .results import analysed, capped_loss_ratio, curve, finished, load, select, shared_checkpoints
 
 ARM_COLORS = {"baseline": "#4d4d4d", "dream": "#d62728", "control": "#1f77b4", "grokfast": "#2ca02c",
               "dream-early": "#ff7f0e", "dream-plateau": "#9467bd"}
@@ -261,11 +261,13 @@ def fourier_metrics(items, variant: str, out: Path) -> list[Path]:
 
 def logit_ratio(items, variant: str, out: Path) -> tuple[list[Path], list[int]]:
     """C6's logit part drawn: per seed with both arms analysed with the logit reading, dream's over
-    baseline's logit restricted loss at each checkpoint both have (mechgrok/report.py, C6 (b)).
+    baseline's logit restricted loss, each capped at chance (``capped_loss_ratio``), at each checkpoint
+    both have (mechgrok/report.py, C6 (b)).
     Returns the files and the seeds drawn (none: no file)."""
     by: dict[int, dict] = {}
-    for r, a, _ in items:
+    for r, a, attrs in items:
         by.setdefault(r["seed"], {})[r["arm"]] = a
+        p = int(attrs["p"])
     seeds = sorted(s for s, arms in by.items() if {"dream", "baseline"} <= set(arms))
     if not seeds:
         return [], []
@@ -273,7 +275,7 @@ def logit_ratio(items, variant: str, out: Path) -> tuple[list[Path], list[int]]:
     fig, ax = plt.subplots(figsize=(COLUMN, 2.4))
     for seed in seeds:
         steps, x, y = shared_checkpoints(by[seed]["dream"], by[seed]["baseline"], "logit_restricted_loss")
-        ax.plot(steps, np.maximum(x, 1e-12) / np.maximum(y, 1e-12), marker=".", ms=2, lw=0.8, label=f"seed {seed}")
+        ax.plot(steps, capped_loss_ratio(x, y, p), marker=".", ms=2, lw=0.8, label=f"seed {seed}")
     ax.axhline(1, color="k", lw=0.5)
     ax.axhline(2 / 3, color="k", lw=0.5, ls=":")
     ax.set_yscale("log")
@@ -423,7 +425,8 @@ def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None =
                 if new:
                     captions[new[0].stem] = (
                         f"C6, read from the logits, `{variant}`: per seed, dream's over baseline's restricted loss "
-                        "with the five strongest frequencies of the logits' (a+b) spectrum, at each checkpoint both "
+                        "with the five strongest frequencies of the logits' (a+b) spectrum, each capped at chance "
+                        "(ln p: above it, no Fourier solution), at each checkpoint both "
                         "runs have (log scale; below 1: dream nearer the Fourier solution; dotted: the 2/3 margin "
                         f"of the C6 rule). Seeds {', '.join(map(str, seeds))}: each seed's longest runs analysed "
                         "with this reading.")

@@ -53,7 +53,7 @@ from .config import OPEN_CHOICES, REGIMES, config_of_variant, make_config, readi
 from .errors import MechgrokError
 from .fourier import step_or_never
 from .results import (analysed, compute_text, finished, has_file, load, process_seconds, select, shared_checkpoints,
-                      SUMMARY_COLUMNS, write_analyses, write_csv, write_curves)
+                      capped_loss_ratio, SUMMARY_COLUMNS, write_analyses, write_csv, write_curves)
 
 ALPHA = 0.05
 MIN_SEEDS = 3
@@ -432,11 +432,12 @@ class Audit:
     def _c6_logits(self) -> Verdict:
         """C6 read from the logits: per seed, the geometric mean over shared checkpoints of dream's over
         baseline's restricted loss (the five strongest frequencies of the logits' spectrum along
-        cos/sin k(a+b), mechgrok/fourier.py); over seeds, the mean of its log with a bootstrap interval,
-        shown as a ratio. Moving toward the Fourier solution means a ratio below 1. The least effect
+        cos/sin k(a+b), mechgrok/fourier.py), each loss capped at chance, ln p (``capped_loss_ratio``:
+        above it there is no Fourier solution to be nearer to); over seeds, the mean of its log with a
+        bootstrap interval, shown as a ratio. Moving toward the Fourier solution means a ratio below 1. The least effect
         that counts is the report's equivalence margin: a ratio whose whole interval lies above 2/3
         (less than a 1.5x lower loss) contradicts the claim; an interval below 1 supports it."""
-        test = "logits: restricted loss, dream / baseline at shared checkpoints (geometric mean)"
+        test = "logits: restricted loss capped at chance, dream / baseline at shared checkpoints (geometric mean)"
         key = "logit_restricted_loss"
         fd, fb = self._fourier_by_seed("dream", key), self._fourier_by_seed("baseline", key)
         seeds = sorted(set(fd) & set(fb))
@@ -445,9 +446,9 @@ class Audit:
             (a, da), (b, ba) = fd[s], fb[s]
             steps, x, y = shared_checkpoints(a, b, key)
             ok = np.isfinite(x) & np.isfinite(y)
-            x, y = np.maximum(x[ok], 1e-12), np.maximum(y[ok], 1e-12)  # a loss of exactly 0 stays finite
-            logs.append(float(np.mean(np.log(x / y))) if len(x) else math.nan)
-            notes.append(f"seed {s}: ratio {_f(math.exp(logs[-1]) if len(x) else math.nan)} over {len(x)} "
+            ratio = capped_loss_ratio(x[ok], y[ok], int(da["p"]))
+            logs.append(float(np.mean(np.log(ratio))) if len(ratio) else math.nan)
+            notes.append(f"seed {s}: ratio {_f(math.exp(logs[-1]) if len(ratio) else math.nan)} over {len(ratio)} "
                          f"checkpoints to step {max(steps, default=0)}; emergence "
                          f"(<= 1 nat) dream {step_or_never(da.get('logit_emergence_step', math.nan))}, baseline "
                          f"{step_or_never(ba.get('logit_emergence_step', math.nan))}")

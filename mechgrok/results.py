@@ -415,6 +415,15 @@ def shared_checkpoints(a: dict, b: dict, key: str) -> tuple[list[int], np.ndarra
     return steps, np.asarray(a[key], float)[ia], np.asarray(b[key], float)[ib]
 
 
+def capped_loss_ratio(x: np.ndarray, y: np.ndarray, p: int) -> np.ndarray:
+    """x / y of two restricted losses, each first capped at chance, ln p, and floored at 1e-12 (a loss
+    of exactly 0 stays finite). A restricted loss above chance means the Fourier-restricted logits
+    predict worse than uniform: no Fourier solution, however far above; so two runs that both lack
+    one compare as equal (ratio 1), not by how confidently wrong each is (C6 and its figure)."""
+    cap = math.log(p)
+    return np.clip(x, 1e-12, cap) / np.clip(y, 1e-12, cap)
+
+
 def finished(rows: list[dict], keep=None) -> list[dict]:
     """Finished runs, one per (variant, arm, seed): where one seed was run with several budgets
     (the same trajectory, cut at different steps), the run with the largest budget; with ``keep``

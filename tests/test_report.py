@@ -545,7 +545,7 @@ def test_c6_reads_the_fourier_solution_from_w_e_and_from_the_logits():
     assert (a.verdict, b.verdict, v.verdict, v.n) == ("contradicted", "supported", "contradicted", 3)
     assert b.effect == "ratio 0.498"  # geometric mean: (0.5 * 0.45 * 0.55) ** (1 / 3)
     assert b.notes[0].startswith("seed 0: ratio 0.5 over 3 checkpoints to step 3000")
-    assert v.notes[1].startswith("(b) logits: restricted loss, dream / baseline at shared checkpoints")
+    assert v.notes[1].startswith("(b) logits: restricted loss capped at chance, dream / baseline at shared checkpoints")
     # both readings move toward the Fourier solution: supported
     a, b, v = c6(0.1, [0.5, 0.45, 0.55])
     assert (a.verdict, b.verdict, v.verdict) == ("supported", "supported", "supported")
@@ -557,6 +557,10 @@ def test_c6_reads_the_fourier_solution_from_w_e_and_from_the_logits():
     assert c6(0.1, [0.3, 1.0, 0.9])[1].verdict == "inconclusive at n = 3"
     a, b, v = c6(0.1, [0.5, 0.5], seeds=(0, 1))
     assert (b.verdict, v.verdict) == ("inconclusive at n = 2", "inconclusive at n = 2")
+    # losses above chance (ln 97 = 4.57 nats) are capped there: two runs without a Fourier solution compare
+    # as equal however confidently wrong each is, here 40 vs 18-22 nats
+    a, b, v = c6(0.1, [0.5, 0.45, 0.55], base_logit=40.0)
+    assert (b.effect, b.verdict) == ("ratio 1", "contradicted")
     # a loss of exactly 0 in the dream arm (a clean circuit) stays a finite, very small ratio
     assert float(c6(0.1, [0.0, 0.0, 0.0])[1].effect.split()[-1]) < 1e-6
 

@@ -448,8 +448,9 @@ class Audit:
             ok = np.isfinite(x) & np.isfinite(y)
             ratio = capped_loss_ratio(x[ok], y[ok], int(da["p"]))
             logs.append(float(np.mean(np.log(ratio))) if len(ratio) else math.nan)
+            below = int(np.sum(np.minimum(x[ok], y[ok]) < math.log(int(da["p"]))))  # the others compare as equal
             notes.append(f"seed {s}: ratio {_f(math.exp(logs[-1]) if len(ratio) else math.nan)} over {len(ratio)} "
-                         f"checkpoints to step {max(steps, default=0)}; emergence "
+                         f"checkpoints to step {max(steps, default=0)} ({below} with either arm below chance); emergence "
                          f"(<= 1 nat) dream {step_or_never(da.get('logit_emergence_step', math.nan))}, baseline "
                          f"{step_or_never(ba.get('logit_emergence_step', math.nan))}")
         m, lo, hi = (math.exp(v) if not math.isnan(v) else math.nan for v in stats.mean_interval(logs))

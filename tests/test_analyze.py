@@ -242,8 +242,8 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     # the emergence step is a step or "never" (the analyses' -1), as the reader needs it
     assert re.match(r"\(a\) W_E: .*; seed \d+: emergence step dream (never|\d+), baseline (never|\d+); final "
                     r"top-5 share [\d.]+ vs [\d.]+$", c6_files.notes[0])
-    assert re.match(r"\(b\) logits: .*; seed \d+: ratio [\d.e+-]+ over \d+ checkpoints to step \d+; emergence "
-                    r"\(<= 1 nat\) dream (never|\d+), baseline (never|\d+)$", c6_files.notes[1])
+    assert re.match(r"\(b\) logits: .*; seed \d+: ratio [\d.e+-]+ over \d+ checkpoints to step \d+ \(\d+ with either "
+                    r"arm below chance\); emergence \(<= 1 nat\) dream (never|\d+), baseline (never|\d+)$", c6_files.notes[1])
     assert [step_or_never(v) for v in (-1, -1.0, 1200.0, math.nan)] == ["never", "never", "1200", "n/a"]
     for f in runs.glob("*.h5"):
         f.unlink()

@@ -544,7 +544,7 @@ def test_c6_reads_the_fourier_solution_from_w_e_and_from_the_logits():
     a, b, v = c6(0.0, [0.5, 0.45, 0.55])
     assert (a.verdict, b.verdict, v.verdict, v.n) == ("contradicted", "supported", "contradicted", 3)
     assert b.effect == "ratio 0.498"  # geometric mean: (0.5 * 0.45 * 0.55) ** (1 / 3)
-    assert b.notes[0].startswith("seed 0: ratio 0.5 over 3 checkpoints to step 3000")
+    assert b.notes[0].startswith("seed 0: ratio 0.5 over 3 checkpoints to step 3000 (3 with either arm below chance)")
     assert v.notes[1].startswith("(b) logits: restricted loss capped at chance, dream / baseline at shared checkpoints")
     # both readings move toward the Fourier solution: supported
     a, b, v = c6(0.1, [0.5, 0.45, 0.55])
@@ -560,7 +560,7 @@ def test_c6_reads_the_fourier_solution_from_w_e_and_from_the_logits():
     # losses above chance (ln 97 = 4.57 nats) are capped there: two runs without a Fourier solution compare
     # as equal however confidently wrong each is, here 40 vs 18-22 nats
     a, b, v = c6(0.1, [0.5, 0.45, 0.55], base_logit=40.0)
-    assert (b.effect, b.verdict) == ("ratio 1", "contradicted")
+    assert (b.effect, b.verdict) == ("ratio 1", "contradicted") and "(0 with either arm below chance)" in b.notes[0]
     # a loss of exactly 0 in the dream arm (a clean circuit) stays a finite, very small ratio
     assert float(c6(0.1, [0.0, 0.0, 0.0])[1].effect.split()[-1]) < 1e-6
 
@@ -575,8 +575,8 @@ def test_c6_logits_use_the_longest_run_that_has_the_logit_series(tmp_path):
     audit = report.Audit(old + new)
     a, b = audit._c6_embedding(), audit._c6_logits()
     assert a.effect == "mean difference 0" and a.notes[0].endswith("final top-5 share 0.500 vs 0.500")  # 30000 runs
-    assert b.verdict == "supported" and b.notes[0].endswith("to step 3000; emergence (<= 1 nat) dream never, "
-                                                            "baseline never")
+    assert b.verdict == "supported" and b.notes[0].endswith("to step 3000 (3 with either arm below chance); emergence "
+                                                            "(<= 1 nat) dream never, baseline never")
     # its figure draws the same runs: the ratio at each shared checkpoint, per seed
     from mechgrok.results import analysed
     paths, seeds = figures.logit_ratio(analysed(old + new, "fourier", "logit_restricted_loss"), "hard", tmp_path)

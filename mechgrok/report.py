@@ -1127,13 +1127,20 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
              f"Full audit: [{out}/REPORT.md]({out}/REPORT.md).", ""]
     for v in verdicts:
         lines.append(f"- **{v.id}** {v.verdict}: {_effect_text(v)} ({v.test}; runs: {v.runs})")
-    differ = []
+    differ, undecided = [], []
     for i, v in enumerate(verdicts):
         by = {r or "stated": a[i].verdict for r, a in (audits or {}).items()}
-        if len({x for x in by.values() if x in ("supported", "contradicted")}) > 1:
-            differ.append(f"{v.id} (" + "; ".join(f"`{r}`: {x}" for r, x in by.items() if x != "no runs") + ")")
+        text = f"{v.id} (" + "; ".join(f"`{r}`: {x}" for r, x in by.items() if x != "no runs") + ")"
+        decided = {x for x in by.values() if x in ("supported", "contradicted")}
+        if len(decided) > 1:
+            differ.append(text)
+        elif decided and any(x.startswith("inconclusive") for x in by.values()):
+            undecided.append(text)
     if differ:
         lines += ["", "Verdicts that one reading supports and another contradicts: " + ", ".join(differ) + "."]
+    if undecided:
+        lines += ["", "Verdicts that one reading decides and another leaves inconclusive: " + ", ".join(undecided)
+                  + "."]
     cal = [r for r in fin if _is_calibration(r["variant"])]
     if cal:
         lines += ["", "Calibration runs (they change stated settings and enter no verdict; REPORT.md, 'Calibration "

@@ -392,6 +392,24 @@ def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path)
     assert report._effect_text(v) == "drop 0.2 [0.1, 0.3]; rise 0.1"
     line = block.split("one reading supports and another contradicts: ", 1)[1]
     assert line.strip() == "C1 (`stated`: contradicted; `split=random`: supported)."
+    assert "leaves inconclusive" not in block
+
+
+def test_findings_name_the_claims_one_reading_decides_and_another_leaves_open(tmp_path):
+    """Stated split: no run groks by 600 (C1 contradicted); random split: two seeds, too few for a
+    verdict. The Findings block names C1 among the claims whose verdict depends on the reading."""
+    for s in range(3):
+        for arm in ("baseline", "dream", "control"):
+            synth_run(tmp_path / f"{arm}{s}.h5", arm, s, None, budget=600, regime="easy")
+            if s < 2:
+                synth_run(tmp_path / f"r{arm}{s}.h5", arm, s, 200, budget=600, regime="easy", split="random")
+    rows, _ = collect([tmp_path])
+    audits = {r: report.Audit(rows, r).all() for r in report.readings(rows)}
+    assert [a[0].verdict for a in audits.values()] == ["contradicted", "inconclusive at n = 2"]
+    block = report.findings(audits[""], rows, tmp_path, audits)
+    assert "one reading supports and another contradicts" not in block
+    line = block.split("one reading decides and another leaves inconclusive: ", 1)[1].splitlines()[0]
+    assert line == "C1 (`stated`: contradicted; `split=random`: inconclusive at n = 2)."
 
 
 def test_compute_is_counted_per_device_and_a_batched_run_pays_its_share(tmp_path):

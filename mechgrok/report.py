@@ -445,10 +445,10 @@ class Audit:
         for s in seeds:
             (a, da), (b, ba) = fd[s], fb[s]
             steps, x, y = shared_checkpoints(a, b, key)
-            ok = np.isfinite(x) & np.isfinite(y)
-            ratio = capped_loss_ratio(x[ok], y[ok], int(da["p"]))
+            ok, p = np.isfinite(x) & np.isfinite(y), int(da["p"])
+            ratio = capped_loss_ratio(x[ok], y[ok], p)
             logs.append(float(np.mean(np.log(ratio))) if len(ratio) else math.nan)
-            below = int(np.sum(np.minimum(x[ok], y[ok]) < math.log(int(da["p"]))))  # the others compare as equal
+            below = int(np.sum(np.minimum(x[ok], y[ok]) < math.log(p)))  # chance, the cap: the others compare as equal
             notes.append(f"seed {s}: ratio {_f(math.exp(logs[-1]) if len(ratio) else math.nan)} over {len(ratio)} "
                          f"checkpoints to step {max(steps, default=0)} ({below} with either arm below chance); emergence "
                          f"(<= 1 nat) dream {step_or_never(da.get('logit_emergence_step', math.nan))}, baseline "
@@ -1033,7 +1033,8 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
              f"{datetime.now(timezone.utc).date()} from {len(rows)} runs: {len(fin)} finished; {n_running} still "
              f"training and left out; {n_shorter} shorter budgets of a seed run longer, counted once"
              f"{'; unreadable: ' + str(len(problems)) if problems else ''}. "
-             f"Compute in the finished runs: {compute_text(fin)}.", "", *_carried_text(rows, n_carried, table),
+             f"Compute in the finished runs: {compute_text(fin)}; each seed's longest run only (a longer run "
+             f"extended from a shorter one carries its time; a shorter run trained separately is not counted).", "", *_carried_text(rows, n_carried, table),
              "Verdicts are computed by the rules in the module docstring of mechgrok/report.py: log-rank test and "
              "bootstrap interval of the Kaplan-Meier median speed-up for speed claims, a sign test for claimed grok "
              "times, equivalence within [2/3, 3/2] for claims of no effect, alpha = 0.05, and no verdict below "
@@ -1121,7 +1122,7 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
     from importlib import metadata
 
     lines = [f"Generated from {len(fin)} finished runs (`{out}/runs.csv`; "
-             f"training: {compute_text(fin)}) by `python -m mechgrok.report runs/ --out "
+             f"training: {compute_text(fin)}, each seed's longest run) by `python -m mechgrok.report runs/ --out "
              f"{out} --figures-dir figures --readme README.md` (mechgrok {__version__}, torch "
              f"{metadata.version('torch')}, transformer-lens {metadata.version('transformer-lens')}). "
              f"Full audit: [{out}/REPORT.md]({out}/REPORT.md).", ""]

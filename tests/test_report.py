@@ -412,6 +412,17 @@ def test_findings_name_the_claims_one_reading_decides_and_another_leaves_open(tm
     assert line == "C1 (`stated`: contradicted; `split=random`: inconclusive at n = 2)."
 
 
+def test_compute_counts_each_seeds_longest_run_and_says_so(tmp_path):
+    """A seed run at two budgets is one trajectory: the longer run, extended from the shorter, carries
+    the shorter run's time, so only the longest is counted, and the Findings line says so."""
+    synth_run(tmp_path / "short.h5", "baseline", 0, None, budget=6000)  # wall time 600 s
+    synth_run(tmp_path / "long.h5", "baseline", 0, None, budget=12000)  # 1200 s
+    rows, _ = collect([tmp_path])
+    audits = {r: report.Audit(rows, r).all() for r in report.readings(rows)}
+    head = report.findings(audits[""], rows, tmp_path, audits).splitlines()[0]
+    assert "training: 0.3 process-hours on synthetic, each seed's longest run)" in head, head
+
+
 def test_compute_is_counted_per_device_and_a_batched_run_pays_its_share(tmp_path):
     from mechgrok.results import compute_text
 

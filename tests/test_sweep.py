@@ -74,17 +74,17 @@ def test_sweep_completes_then_does_nothing_and_an_interrupted_sweep_ends_identic
     assert again["skipped"] == 4 and again["failed"] == []
     assert [os.stat(j.path).st_mtime_ns for j in jobs] == mtimes  # nothing touched
 
-    # the same sweep into another folder, killed (SIGKILL, workers die with it) mid-way, then restarted
-    out = tmp_path / "b"
-    cmd = [sys.executable, "-m", "mechgrok.sweep", "--arms", "baseline", "dream", "--seeds", "0-1", "--workers", "2",
+    # seed 0's two runs swept into another folder, killed (SIGKILL, workers die with it) mid-way, restarted
+    out, one_seed = tmp_path / "b", {**GRID, "seeds": [0]}
+    cmd = [sys.executable, "-m", "mechgrok.sweep", "--arms", "baseline", "dream", "--seeds", "0", "--workers", "2",
            "--out", str(out), *SWEEP_FLAGS]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    log = open(tmp_path / "killed.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=log)
     killed_mid_run = False
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         steps = []
-        for job in plan(GRID["regimes"], GRID["arms"], GRID["seeds"], out, **SETTINGS):
+        for job in plan(one_seed["regimes"], one_seed["arms"], one_seed["seeds"], out, **SETTINGS):
             try:
                 steps.append(runstore.read_attrs(job.path)["last_step"])
             except Exception:
@@ -95,12 +95,15 @@ def test_sweep_completes_then_does_nothing_and_an_interrupted_sweep_ends_identic
             break
         time.sleep(0.05)
     proc.wait(timeout=60)
-    assert killed_mid_run, "the sweep finished before it could be interrupted"
+    log.close()
+    assert killed_mid_run, f"the sweep ended before it could be interrupted: {(tmp_path / 'killed.log').read_text()}"
     time.sleep(1.0)  # let the workers' parent-death SIGKILL land
-    restarted = _sweep_cli("--arms", "baseline", "dream", "--seeds", "0-1", "--workers", "2", "--out", out, *SWEEP_FLAGS)
+    restarted = _sweep_cli("--arms", "baseline", "dream", "--seeds", "0", "--workers", "2", "--out", out, *SWEEP_FLAGS)
     assert restarted.returncode == 0, restarted.stderr
-    assert "to resume" in restarted.stderr
-    for job_a, job_b in zip(jobs, plan(GRID["regimes"], GRID["arms"], GRID["seeds"], out, **SETTINGS)):
+    assert re.search(r"\b[12] to resume", restarted.stderr), restarted.stderr
+    again = plan(one_seed["regimes"], one_seed["arms"], one_seed["seeds"], out, **SETTINGS)
+    assert len(again) == 2
+    for job_a, job_b in zip(jobs, again):  # seed 0's runs come first in the plan
         assert _same(_contents(job_a.path), _contents(job_b.path)), job_b.label
 
 
@@ -122,10 +125,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
 def test_ray_backend_writes_the_same_files_as_the_local_backend(tmp_path):
     from mechgrok.sweep import run_ray
 
-    grid = dict(regimes=["hard"], arms=["baseline", "dream"], seeds=[0])
-    local = plan(**grid, out=tmp_path / "local", **SETTINGS)
+    grid, short = dict(regimes=["hard"], arms=["baseline", "dream"], seeds=[0]), {**SETTINGS, "steps": 200}
+    local = plan(**grid, out=tmp_path / "local", **short)
     assert run_local(local, workers=2)["done"] == 2
-    remote = plan(**grid, out=tmp_path / "ray", **SETTINGS)
+    remote = plan(**grid, out=tmp_path / "ray", **short)
     result = run_ray(remote, address=None, num_cpus=2)  # a real local Ray instance
     assert result["done"] == 2 and result["failed"] == []
     for a, b in zip(local, remote):
@@ -143,10 +146,10 @@ def test_unreachable_ray_address_is_one_line(tmp_path):
 
 
 def test_a_longer_budget_continues_a_shorter_run_and_matches_a_direct_run(tmp_path):
-    grid = dict(regimes=["hard"], arms=["dream"], seeds=[0])
-    short = plan(**grid, out=tmp_path / "a", **{**SETTINGS, "steps": 200})
+    grid, settings = dict(regimes=["hard"], arms=["dream"], seeds=[0]), {**SETTINGS, "steps": 200}
+    short = plan(**grid, out=tmp_path / "a", **{**settings, "steps": 100})
     assert run_local(short, workers=1)["done"] == 1
-    long = plan(**grid, out=tmp_path / "a", **SETTINGS)
+    long = plan(**grid, out=tmp_path / "a", **settings)
     from mechgrok.sweep import check
 
     assert check(long)["extend"] == long
@@ -158,7 +161,7 @@ def test_a_longer_budget_continues_a_shorter_run_and_matches_a_direct_run(tmp_pa
     long[0].path.unlink()
     assert run_local(long, workers=1)["done"] == 1
     assert re.search(r"\| \d+\.\d steps/s \| ETA <= 0m00s \(full budgets\)$", tracker.line(1, 0, 0, 0))
-    direct = plan(**grid, out=tmp_path / "b", **SETTINGS)
+    direct = plan(**grid, out=tmp_path / "b", **settings)
     run_local(direct, workers=1)
 
     def body(path):
@@ -166,9 +169,9 @@ def test_a_longer_budget_continues_a_shorter_run_and_matches_a_direct_run(tmp_pa
 
     assert _same(body(long[0].path), body(direct[0].path))
     assert runstore.read_config(long[0].path) == runstore.read_config(direct[0].path)
-    assert runstore.read_config(short[0].path).steps == 200  # the short run is left as it was
+    assert runstore.read_config(short[0].path).steps == 100  # the short run is left as it was
     finals = [c["step"] for c in runstore.list_checkpoints(long[0].path) if "final" in c["reasons"]]
-    assert finals == [400]
+    assert finals == [200]
 
 
 def test_units_group_seeds_of_one_config_into_batches(tmp_path):

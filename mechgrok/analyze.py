@@ -24,6 +24,7 @@ path or run could not be analysed.
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import sys
 from pathlib import Path
@@ -54,9 +55,8 @@ class RunView:
         import torch
 
         from .data import encode
-        from .model import build_model
 
-        self.path = Path(path)
+        self.path, self.device = Path(path), device
         self.cfg = runstore.read_config(self.path)
         self.attrs = runstore.read_attrs(self.path)
         if "slim" in self.attrs and not allow_slim:
@@ -70,8 +70,16 @@ class RunView:
         p = self.cfg.p
         x, y = encode(np.arange(p * p), p)
         self.x_all, self.y_all = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
-        self.model = build_model(self.cfg, device)
-        self.model.eval()
+
+    @functools.cached_property
+    def model(self):
+        """The run's hooked model (weights as built; :meth:`load` sets a checkpoint's). Built on first
+        use: importing TransformerLens takes seconds, and a refused request (a bad --pair) needs none."""
+        from .model import build_model
+
+        model = build_model(self.cfg, self.device)
+        model.eval()
+        return model
 
     def checkpoints(self) -> list[dict]:
         """Complete checkpoints with distinct weights, in training order (an ``end`` equal to
@@ -278,10 +286,10 @@ def landscape(view: RunView, progress=None, pairs=(), max_events: int | None = 8
               grid=None) -> tuple[dict, dict]:
     """Interpolation curves and barriers for :func:`landscape_pairs`; sharpness at the
     memorisation, grok and final checkpoints."""
+    todo = landscape_pairs(view, pairs, max_events)  # a bad pair is refused before torch is imported
     from . import landscape as LS
 
     grid = LS.DEFAULT_GRID if grid is None else np.asarray(grid, float)
-    todo = landscape_pairs(view, pairs, max_events)
     data = view.data()
     out = {"t": grid}
     cols = {k: [] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}

@@ -103,3 +103,22 @@ def test_missing_cuda_is_one_line(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     _refused(run_cli(*TINY_FLAGS, "--out", tmp_path, "--device", "cuda"), "no CUDA device")
+
+
+def test_help_and_refusals_do_not_import_transformer_lens(finished, tmp_path):
+    """Importing TransformerLens takes seconds: --help and refused input (one line, exit 2) answer
+    without it, including a landscape pair the run does not have (checked before the model is built)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    calls = [("train", ["--help"]), ("train", ["--regime", "harder"]), ("sweep", ["--arms", "dreamy"]),
+             ("analyze", ["landscape", str(finished), "--pair", "0:999", "--quiet"]),
+             ("analyze", ["fourier", str(tmp_path / "missing")]), ("report", ["--help"])]
+    for module, args in calls:
+        code = (f"import sys\nfrom mechgrok import {module}\ntry:\n    rc = {module}.main({args!r})\n"
+                f"except SystemExit as e:\n    rc = e.code\nprint(rc, 'transformer_lens' in sys.modules)")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        rc, imported = r.stdout.split()[-2:]
+        assert (rc, imported) == ("0" if "--help" in args else "2", "False"), (module, args, r.stderr)

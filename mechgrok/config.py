@@ -181,9 +181,14 @@ class RunConfig:
             and (self.dream_stop is None or step < self.dream_stop)
         )
 
+    @property
+    def first_event_step(self) -> int:
+        """The step of the first replay event: no replay acts on the model before it."""
+        return max(self.dream_every, -(-self.dream_start // self.dream_every) * self.dream_every)
+
     def event_number(self, step: int) -> int:
         """1-based index of the event at ``step`` (0 if none at or before it)."""
-        first = max(self.dream_every, -(-self.dream_start // self.dream_every) * self.dream_every)
+        first = self.first_event_step
         last = step if self.dream_stop is None else min(step, self.dream_stop - 1)
         return 0 if last < first else (last - first) // self.dream_every + 1
 

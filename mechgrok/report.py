@@ -250,6 +250,14 @@ class Audit:
         if pairs:
             notes.append(f"same outcome (time-to-grok, or censoring step) in {sum(pairs)} of {len(pairs)} seeds "
                          "run with the same budget in both arms")
+            # a seed that groks in both arms before any replay event is one the arms cannot differ on
+            first = config_of_variant(new[0]["variant"], arm=new[0]["arm"]).first_event_step
+            early = sum(1 for r in new if (k := (r["seed"], r["budget"])) in by_seed and r["grokked"]
+                        and by_seed[k][1] and max(r["time_to_grok"], by_seed[k][0]) < first)
+            if early:
+                notes.append(f"{early} of these seeds grokked in both arms before the first replay event (step "
+                             f"{first}), before replay could act, so their two runs cannot differ; a difference "
+                             f"between the arms can show only in the other {len(pairs) - early}")
         return Verdict(cid, test, self._seeds(new), n, _speedup_effect(c, ref, new), _ci(lo, hi), p, verdict, notes)
 
     @staticmethod

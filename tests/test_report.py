@@ -385,6 +385,9 @@ def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path)
     audits = {r: report.Audit(rows, r).all() for r in report.readings(rows)}
     assert [a[0].verdict for a in audits.values()] == ["contradicted", "supported"]
     assert "same outcome (time-to-grok, or censoring step) in 3 of 3 seeds" in " ".join(audits[""][0].notes)
+    assert "before the first replay event" not in " ".join(audits[""][0].notes)  # none grokked
+    assert "3 of these seeds grokked in both arms before the first replay event" in \
+        " ".join(audits["split=random"][0].notes)  # all grokked at 200: the support is by construction
     block = report.findings(audits[""], rows, tmp_path, audits)
     # the Findings line leaves out n/a parts, and says how many runs grokked where no speed-up exists
     assert "- **C1** contradicted: 0/9 runs grokked by 400; speed-up n/a (grokked: dream 0/3, baseline 0/3) (" in block
@@ -393,6 +396,21 @@ def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path)
     line = block.split("one reading supports and another contradicts: ", 1)[1]
     assert line.strip() == "C1 (`stated`: contradicted; `split=random`: supported)."
     assert "leaves inconclusive" not in block
+
+
+def test_no_effect_notes_the_seeds_that_grokked_before_replay_could_act(tmp_path):
+    """Easy regime, random split, first replay event at step 400: seeds 0 and 1 grok at 200 in both arms
+    (before any replay), seed 2 at 400 (after the first event) and seed 3 never. The C1 comparison says
+    that a difference between dream and baseline can show only in the two seeds that did not grok early."""
+    times = {0: (200, 200), 1: (200, 200), 2: (400, 400), 3: (None, None)}
+    for s, (base, dream) in times.items():
+        synth_run(tmp_path / f"b{s}.h5", "baseline", s, base, budget=600, regime="easy", split="random")
+        synth_run(tmp_path / f"d{s}.h5", "dream", s, dream, budget=600, regime="easy", split="random")
+    rows, _ = collect([tmp_path])
+    c1 = report.Audit(rows, "split=random").all()[0]
+    assert ("2 of these seeds grokked in both arms before the first replay event (step 400), before replay could "
+            "act, so their two runs cannot differ; a difference between the arms can show only in the other 2"
+            ) in " ".join(c1.notes), c1.notes
 
 
 def test_findings_name_the_claims_one_reading_decides_and_another_leaves_open(tmp_path):

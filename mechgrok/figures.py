@@ -265,9 +265,10 @@ def logit_ratio(items, variant: str, out: Path) -> tuple[list[Path], list[int]]:
     both have (mechgrok/report.py, C6 (b)).
     Returns the files and the seeds drawn (none: no file)."""
     by: dict[int, dict] = {}
+    p_of: dict[int, int] = {}  # each seed's modulus, which sets its chance level
     for r, a, attrs in items:
         by.setdefault(r["seed"], {})[r["arm"]] = a
-        p = int(attrs["p"])
+        p_of[r["seed"]] = int(attrs["p"])
     seeds = sorted(s for s, arms in by.items() if {"dream", "baseline"} <= set(arms))
     if not seeds:
         return [], []
@@ -275,7 +276,7 @@ def logit_ratio(items, variant: str, out: Path) -> tuple[list[Path], list[int]]:
     fig, ax = plt.subplots(figsize=(COLUMN, 2.4))
     for seed in seeds:
         steps, x, y = shared_checkpoints(by[seed]["dream"], by[seed]["baseline"], "logit_restricted_loss")
-        ax.plot(steps, capped_loss_ratio(x, y, p), marker=".", ms=2, lw=0.8, label=f"seed {seed}")
+        ax.plot(steps, capped_loss_ratio(x, y, p_of[seed]), marker=".", ms=2, lw=0.8, label=f"seed {seed}")
     ax.axhline(1, color="k", lw=0.5)
     ax.axhline(2 / 3, color="k", lw=0.5, ls=":")
     ax.set_yscale("log")

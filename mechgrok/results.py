@@ -76,9 +76,9 @@ def process_seconds(row: dict) -> float:
     return row["wall_time_s"] / _batch_runs(row)
 
 
-def compute_text(rows: list[dict]) -> str:
+def compute_text(rows: list[dict], batch_note: bool = True) -> str:
     """Training compute of ``rows`` per device, e.g. '13.6 process-hours on cpu, 0.4 process-hours on
-    cuda (a batched run is charged 1/R of its batch)'."""
+    cuda (a batched run is charged 1/R of its batch)'; the note in brackets only with ``batch_note``."""
     by: dict[str, float] = {}
     for r in rows:
         device = r["device"] or "unknown"
@@ -87,7 +87,19 @@ def compute_text(rows: list[dict]) -> str:
         return "no training compute"
     parts = [f"{s / 3600:.1f} process-hours on {d}" for d, s in sorted(by.items())]
     batched = any(_batch_runs(r) > 1 for r in rows)
-    return ", ".join(parts) + (" (a batched run is charged 1/R of its batch)" if batched else "")
+    return ", ".join(parts) + (" (a batched run is charged 1/R of its batch)" if batched and batch_note else "")
+
+
+def compute_bounds_text(rows: list[dict]) -> str:
+    """Training compute of the finished ``rows`` as two bounds: each seed's longest run only
+    (``finished``), and every finished budget. A longer run extended from a copy of a shorter one
+    carries the shorter one's wall time, so the first bound counts that time once and the second
+    twice; a shorter run trained separately counts only in the second. The run files do not record
+    which happened, so the true total is only known to lie between the two."""
+    longest, every = finished(rows), [r for r in rows if r["finished"]]
+    lo, hi = compute_text(longest, batch_note=False), compute_text(every, batch_note=False)
+    text = lo if lo == hi else f"{lo} (each seed's longest run) to {hi} (every finished budget)"
+    return text + ("; a batched run is charged 1/R of its batch" if any(_batch_runs(r) > 1 for r in every) else "")
 
 
 def find_run_files(paths) -> list[Path]:

@@ -15,7 +15,8 @@ from conftest import ROOT
 from mechgrok import figures, report, runstore, stats
 from mechgrok.config import make_config
 from mechgrok.data import split_indices
-from mechgrok.results import COLUMNS, carry, collect, curve_of, finished, has_file, read_csv, read_curves, write_csv
+from mechgrok.results import (COLUMNS, carry, collect, compute_bounds_text, curve_of, finished, has_file, read_csv,
+                             read_curves, write_csv)
 
 EVAL = 200
 
@@ -439,12 +440,16 @@ def test_compute_is_bounded_by_each_seeds_longest_run_and_every_run(tmp_path):
     rows, _ = collect([tmp_path])
     audits = {r: report.Audit(rows, r).all() for r in report.readings(rows)}
     head = report.findings(audits[""], rows, tmp_path, audits).splitlines()[0]
-    assert ("training: 0.3 process-hours on synthetic counting each seed's longest run, 0.5 process-hours on "
-            "synthetic counting every finished budget)") in head, head
+    assert ("training: 0.3 process-hours on synthetic (each seed's longest run) to 0.5 process-hours on "
+            "synthetic (every finished budget)) by") in head, head
     report.build([tmp_path], tmp_path / "out", figures=False)
     text = (tmp_path / "out" / "REPORT.md").read_text()
-    assert ("Compute in the finished runs: 0.3 process-hours on synthetic counting each seed's longest run only, "
-            "0.5 process-hours on synthetic counting every finished run; the true total lies between") in text
+    assert ("Compute in the finished runs: 0.3 process-hours on synthetic (each seed's longest run) to 0.5 "
+            "process-hours on synthetic (every finished budget). The true total lies between") in text
+    # one budget per seed: one number
+    (tmp_path / "short.h5").unlink()
+    rows, _ = collect([tmp_path])
+    assert compute_bounds_text(rows) == "0.3 process-hours on synthetic"
 
 
 def test_compute_is_counted_per_device_and_a_batched_run_pays_its_share(tmp_path):

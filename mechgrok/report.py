@@ -912,32 +912,59 @@ def _cost(runs: str, n_runs: int, steps: int, per_step: tuple[float, bool] | Non
     return "; ".join(cost) or "-"
 
 
-def _power_rows(fin: list[dict], gpu) -> dict[str, dict]:
-    """Per reading with baseline runs: seeds per arm for the log-rank test to detect the claimed
-    speed-up (stats.seeds_needed on the baseline runs), or why more seeds cannot show it, and the cost."""
+# what the power calculation aims at in each regime: the speed-up its claim states (C2: "small", read as 1.5x;
+# C3, C8: 3.7x), and equivalence for its claims of no effect (C1: dream vs baseline in easy; C9: control vs
+# baseline in hard)
+POWER_AIMS = {"easy": ("equivalence",), "medium": (1.5,), "hard": (PAPER["hard_speedup"][0], "equivalence")}
+# the claims each aim serves
+SPEED_CLAIM_REGIME = {"C1": "easy", "C2": "medium", "C3": "hard", "C8": "hard", "C9": "hard"}
+NO_EFFECT_CLAIMS = ("C1", "C9")
+
+
+def _aim_label(aim) -> str:
+    return (f"equivalence within {EQUIVALENCE[0]:.2f}-{EQUIVALENCE[1]:.2f}" if aim == "equivalence"
+            else f"detect {aim}x")
+
+
+def _power_rows(fin: list[dict], gpu) -> dict[tuple[str, object], dict]:
+    """Per reading with baseline runs and per aim (POWER_AIMS): seeds per arm for the log-rank test to
+    detect the claimed speed-up (stats.seeds_needed), or for a claim of no effect to be supported by
+    equivalence (stats.seeds_for_equivalence), both simulated from the baseline runs; or why more seeds
+    cannot do it; and the cost."""
     out = {}
     for variant in sorted({r["variant"] for r in fin if not _is_calibration(r["variant"])}):
         base = select(fin, variant=variant, arm="baseline")
         if not base:
             continue
         budget = max(r["budget"] for r in base)
-        target = PAPER["hard_speedup"][0] if variant.startswith("hard") else 1.5
-        res = stats.seeds_needed([r["time_to_grok"] for r in base], [r["grokked"] for r in base], budget, target)
-        cost = "-" if res["n"] is None else _cost(f"{res['n']} seeds x 3 arms", res["n"] * 3, budget,
-                                                   _cpu_seconds_per_step(fin, variant), gpu)
-        reason, shorter = res["reason"], sorted({r["budget"] for r in base if r["budget"] < budget})
-        if shorter:  # the pilots that stopped earlier say nothing about grok times past their budget
-            reason += (f" ({sum(r['budget'] == budget for r in base)} of {len(base)} pilot runs ran all {budget} "
-                       f"steps; the others stopped at {' or '.join(map(str, shorter))})")
-        out[variant] = {"target": target, "pilot": len(base), "n": res["n"], "reason": reason, "cost": cost}
+        times, grokked = [r["time_to_grok"] for r in base], [r["grokked"] for r in base]
+        for aim in POWER_AIMS[variant.split("@")[0]]:
+            res = (stats.seeds_for_equivalence(times, grokked, margin=EQUIVALENCE) if aim == "equivalence"
+                   else stats.seeds_needed(times, grokked, budget, aim))
+            cost = "-" if res["n"] is None else _cost(f"{res['n']} seeds x 3 arms", res["n"] * 3, budget,
+                                                       _cpu_seconds_per_step(fin, variant), gpu)
+            reason, shorter = res["reason"], sorted({r["budget"] for r in base if r["budget"] < budget})
+            if shorter:  # the pilots that stopped earlier say nothing about grok times past their budget
+                reason += (f" ({sum(r['budget'] == budget for r in base)} of {len(base)} pilot runs ran all {budget} "
+                           f"steps; the others stopped at {' or '.join(map(str, shorter))})")
+            out[(variant, aim)] = {"aim": _aim_label(aim), "pilot": len(base), "n": res["n"], "reason": reason,
+                                   "cost": cost}
     return out
 
 
-# the regime of each speed or no-effect claim whose seeds the power table counts
-SPEED_CLAIM_REGIME = {"C1": "easy", "C2": "medium", "C3": "hard", "C8": "hard", "C9": "hard"}
+def _c1_pooled_text(audit: Audit) -> str:
+    """What more seeds can do for C1's part (a), the pooled sign test of "every arm groks by ~200":
+    its rule supports it only when every run known at the tolerance grokked by then."""
+    pooled = [r for arm in ("baseline", "dream", "control") for r in audit.arm("easy", arm)]
+    tol, k, n, _ = audit.claimed_time(pooled, PAPER["easy_grok"])
+    if k == n:
+        return f"(a) every run known at step {tol} grokked by then ({k}/{n})"
+    return (f"(a) the pooled sign test is supported only when every run groks by step {tol}, and {n - k} of {n} "
+            f"did not, so no number of seeds can make C1 supported; more seeds contradict it only if fewer than "
+            f"half of the runs grok by then ({k}/{n} do now)")
 
 
-def _more_seeds_text(v: Verdict, audit: Audit, power: dict[str, dict], gpu) -> str:
+def _more_seeds_text(v: Verdict, audit: Audit, power: dict, gpu) -> str:
     """What more seeds can do for one inconclusive claim under the audit's reading."""
     cid = v.id
     needs = [n for n in v.notes if n.startswith("needs: ")]
@@ -945,10 +972,16 @@ def _more_seeds_text(v: Verdict, audit: Audit, power: dict[str, dict], gpu) -> s
         return f"what it lacks is not seeds but measurements of the runs it has; {needs[0]}"
     if cid in SPEED_CLAIM_REGIME:
         variant = audit.variant(SPEED_CLAIM_REGIME[cid])
-        row = power.get(variant)
+        aims = POWER_AIMS[SPEED_CLAIM_REGIME[cid]]
+        aim = "equivalence" if cid in NO_EFFECT_CLAIMS else next(a for a in aims if a != "equivalence")
+        row = power.get((variant, aim))
         if row is None:
             return f"no baseline runs in `{variant}` to simulate from"
-        return (f"`{variant}` (table above): {row['reason']}" + (f"; cost: {row['cost']}" if row["n"] is not None else ""))
+        text = (f"`{variant}`, {row['aim']} (table above): {row['reason']}"
+                + (f"; cost: {row['cost']}" if row["n"] is not None else ""))
+        if cid == "C1":
+            text = _c1_pooled_text(audit) + "; (b) " + text
+        return text
     if cid == "C4":
         dream = audit.full_budget("dream")
         k = sum(r["peak_test_acc"] >= PEAK_LEVEL for r in dream)
@@ -979,8 +1012,10 @@ def _power_section(rows: list[dict], audits: dict[str, list[Verdict]] | None = N
     power = _power_rows(fin, gpu)
     if not power:
         return "\n".join(out + ["No finished baseline runs yet."]) + "\n"
-    out.append("Seeds per arm for the log-rank test to detect the claimed speed-up with 80% power, simulated from "
-               "the baseline runs (stats.seeds_needed). CPU cost: the reading's measured seconds per step on this "
+    out.append("Seeds per arm for 80% power, simulated from the baseline runs: for a claimed speed-up, that the log-rank "
+               "test detects it (stats.seeds_needed); for a claimed absence of effect (C1, C9), that the verdict rule "
+               "supports it (speed-up interval inside the equivalence margin, log-rank not rejecting) when the arms "
+               "truly do not differ (stats.seeds_for_equivalence). CPU cost: the reading's measured seconds per step on this "
                "machine (2 cores, one run per core), whole budgets; from the runs that flushed subnormal floats "
                "where the reading has any (earlier runs kept them, which made their late steps up to 3.3x slower: "
                "benchmarks/bench_denormals.py). " +
@@ -990,9 +1025,9 @@ def _power_section(rows: list[dict], audits: dict[str, list[Verdict]] | None = N
                 "their GPU cost is a lower bound." if gpu else "GPU cost: not measured (no GPU benchmark in "
                 "benchmarks/results/)."))
     out.append("")
-    body = [[v, f"{p['target']}x", str(p["pilot"]), "-" if p["n"] is None else str(p["n"]), p["reason"], p["cost"]]
-            for v, p in power.items()]
-    out += [_md_table(["reading", "speed-up to detect", "pilot runs", "seeds per arm", "why", "cost"], body), ""]
+    body = [[v, p["aim"], str(p["pilot"]), "-" if p["n"] is None else str(p["n"]), p["reason"], p["cost"]]
+            for (v, _), p in power.items()]
+    out += [_md_table(["reading", "aim", "pilot runs", "seeds per arm", "why", "cost"], body), ""]
     pending = [(reading, v) for reading, verdicts in (audits or {}).items() for v in verdicts
                if v.verdict.startswith("inconclusive")]
     if pending:

@@ -170,13 +170,21 @@ def speedup(times_ref, grokked_ref, times_new, grokked_new, n_boot: int = N_BOOT
         a = rng.integers(0, len(tr), len(tr))
         b = rng.integers(0, len(tn), len(tn))
         ratios[i] = _ratio(kaplan_meier(tr[a], gr[a]).median, kaplan_meier(tn[b], gn[b]).median)
-    tail = (1 - level) / 2
-    if np.mean(np.isnan(ratios)) > tail:
-        return point, math.nan, math.nan
+    return (point, *percentile_interval(ratios, level))
+
+
+def percentile_interval(ratios, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap speed-up ratios, as :func:`speedup` reports it:
+    a resample with no ratio (nan) counts at the low end, and the interval is (nan, nan)
+    when more than (1 - level)/2 of the resamples have none."""
+    ratios = np.asarray(ratios, float)
+    n_boot, tail = len(ratios), (1 - level) / 2
+    if n_boot == 0 or np.mean(np.isnan(ratios)) > tail:
+        return math.nan, math.nan
     finite_order = np.sort(np.where(np.isnan(ratios), -np.inf, ratios))  # nan resamples at the low end
     lo = finite_order[int(math.floor(tail * n_boot))]
     hi = finite_order[min(n_boot - 1, int(math.ceil((1 - tail) * n_boot)) - 1)]
-    return point, float(lo), float(hi)
+    return float(lo), float(hi)
 
 
 def kruskal_wallis(groups: list) -> float:
@@ -282,6 +290,105 @@ def seeds_needed(pilot_times, pilot_grokked, budget: int, target_speedup: float,
             return {"n": int(n), "power": pw, "reason": f"simulated log-rank power {pw:.2f} at n = {n} per arm"}
     return {"n": None, "power": pw,
             "reason": f"power {pw:.2f} even at n = {candidates[-1]} per arm: the effect is too small to detect"}
+
+
+def km_medians(times, events, censored) -> np.ndarray:
+    """Kaplan-Meier medians of many samples at once, each given as counts over the same
+    distinct times: ``events[i, j]`` / ``censored[i, j]`` runs of sample ``i`` grokked / were
+    censored at ``times[j]`` (sorted ascending). The same estimate as :func:`kaplan_meier`
+    (a run censored at t is at risk at t); inf where the curve never reaches one half."""
+    times = np.asarray(times, float)
+    d, c = np.atleast_2d(np.asarray(events, float)), np.atleast_2d(np.asarray(censored, float))
+    at_risk = (d + c).sum(axis=1, keepdims=True) - (np.cumsum(d + c, axis=1) - (d + c))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        surv = np.cumprod(np.where(at_risk > 0, 1.0 - d / at_risk, 1.0), axis=1)
+    hit = (surv <= 0.5 + 1e-12) & (d > 0)
+    return np.where(hit.any(axis=1), times[hit.argmax(axis=1)], np.inf)
+
+
+def _ratios(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """:func:`_ratio` elementwise."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den == 0, np.inf, num / den)
+    return np.where(np.isinf(num) & np.isinf(den), np.nan, out)
+
+
+def equivalence_power(pilot_times, pilot_grokked, n: int, margin: tuple[float, float] = (2 / 3, 3 / 2),
+                      sims: int = 200, n_boot: int = 400, level: float = 0.95, alpha: float = ALPHA,
+                      seed: int = 0) -> float:
+    """Probability that an experiment with ``n`` runs per arm meets the rule for a claimed absence
+    of effect when there is none: the bootstrap interval of the speed-up (:func:`speedup`) inside
+    ``margin`` and the log-rank test not rejecting.
+
+    Model: both arms are drawn from the pilot runs (no effect), runs independent, as the rule's
+    unpaired bootstrap assumes; a resample is drawn as counts over the pilot's distinct outcomes,
+    which is the same distribution as resampling runs. ``n_boot`` is smaller than the report's
+    (the interval's ends are rougher, in both directions).
+    """
+    t, g = np.asarray(pilot_times, float), np.asarray(pilot_grokked, bool)
+    times = np.unique(t)
+    j = np.searchsorted(times, t)
+    cells = np.bincount(j + len(times) * (~g), minlength=2 * len(times)).astype(float)  # events, then censored
+    prob, k = cells / cells.sum(), len(times)
+    rng = np.random.default_rng(seed)
+
+    def medians(counts):
+        boot = rng.multinomial(n, counts / n, size=n_boot)
+        return km_medians(times, boot[:, :k], boot[:, k:])
+
+    def runs(counts):
+        return np.repeat(np.concatenate([times, times]), counts), np.repeat(np.arange(2 * k) < k, counts)
+
+    hits = 0
+    for _ in range(sims):
+        a, b = rng.multinomial(n, prob), rng.multinomial(n, prob)
+        lo, hi = percentile_interval(_ratios(medians(a), medians(b)), level)
+        if not math.isnan(lo) and margin[0] <= lo and hi <= margin[1]:
+            p = logrank(*runs(a), *runs(b))[1]
+            hits += bool(math.isnan(p) or p >= alpha)
+    return hits / sims
+
+
+def seeds_for_equivalence(pilot_times, pilot_grokked, power: float = 0.8, margin: tuple[float, float] = (2 / 3, 3 / 2),
+                          sims: int = 200, seed: int = 0,
+                          candidates=(3, 5, 8, 10, 15, 20, 30, 50, 75, 100, 150, 200)) -> dict:
+    """Seeds per arm for a claim of no effect to be *supported* (:func:`equivalence_power`) with
+    ``power``, if the arms truly do not differ. Returns {"n", "power", "reason"} like
+    :func:`seeds_needed`; where no candidate suffices, the reason says what in the pilot's
+    survival curve stands in the way."""
+    t, g = np.asarray(pilot_times, float), np.asarray(pilot_grokked, bool)
+    if not g.any():
+        return {"n": None, "power": math.nan,
+                "reason": "no pilot run grokked: neither arm has a Kaplan-Meier median, so the speed-up has no "
+                          "interval and more seeds at this budget cannot show equivalence"}
+    pw = math.nan
+    for n in candidates:
+        pw = equivalence_power(t, g, n, margin=margin, sims=sims, seed=seed)
+        if pw >= power:
+            return {"n": int(n), "power": pw, "reason": f"simulated power {pw:.2f} at n = {n} per arm"}
+    reason = f"power {pw:.2f} even at n = {candidates[-1]} per arm"
+    km = kaplan_meier(t, g)
+    if math.isinf(km.median):
+        return {"n": None, "power": pw, "reason": reason + f": fewer than half the pilot runs grokked "
+                f"({int(g.sum())}/{len(g)}), so a resample's median is often undefined"}
+    i = int(np.searchsorted(km.times, km.median))
+    before = 1.0 if i == 0 else float(km.survival[i - 1])
+    # the neighbouring grok time a resample's median falls on when the curve's crossing of 1/2 moves
+    if i > 0 and abs(before - 0.5) <= abs(float(km.survival[i]) - 0.5):
+        other, s_near = float(km.times[i - 1]), before
+    elif i + 1 < len(km.times):
+        other, s_near = float(km.times[i + 1]), float(km.survival[i])
+    else:
+        other, s_near = math.inf, float(km.survival[i])
+    step = max(other, km.median) / min(other, km.median)
+    if math.isfinite(other) and step > margin[1]:
+        lo_t, hi_t = sorted((other, km.median))
+        reason += (f": the pilot's survival curve is {s_near:.3f} at step {lo_t:g}, within {abs(s_near - 0.5):.3f} of "
+                   f"the one half that defines the median, so a resample's median falls on step {lo_t:g} or "
+                   f"{hi_t:g}, whose ratio {step:.2f} lies outside the margin {margin[0]:.2f}-{margin[1]:.2f}, until "
+                   "the seeds are enough to tell on which side of one half the curve passes; the grok times are no "
+                   "finer than the evaluation interval")
+    return {"n": None, "power": pw, "reason": reason}
 
 
 # ---- the comparisons a report needs --------------------------------------------------------------

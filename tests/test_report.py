@@ -526,9 +526,35 @@ def test_each_inconclusive_claim_says_what_more_seeds_can_do(tmp_path):
     lines = {line.split("**")[1]: line for line in text.splitlines() if line.startswith("- **")}
     assert "(0/1); if the next ones do not either, 5 runs reject the claimed ~98% level" in lines["C4"]
     assert "4 more dream runs" in lines["C4"]
-    assert lines["C9"].endswith("no pilot run grokked within 30000 steps: more seeds at this budget cannot show "
-                                "a speed-up (1 of 4 pilot runs ran all 30000 steps; the others stopped at 3000).")
+    # C9 claims no effect (control vs baseline): what it needs is equivalence, which no median can give
+    assert lines["C9"].endswith("equivalence within 0.67-1.50 (table above): no pilot run grokked: neither arm has a "
+                                "Kaplan-Meier median, so the speed-up has no interval and more seeds at this budget "
+                                "cannot show equivalence (1 of 4 pilot runs ran all 30000 steps; the others stopped "
+                                "at 3000).")
     assert set(lines) == {v.id for v in audits[""] if v.verdict.startswith("inconclusive")}
+
+
+def test_c1_says_when_no_number_of_seeds_can_decide_it(tmp_path):
+    """Easy regime, random split, 600 steps, 13 seeds with the same outcome in every arm: 6 grok at
+    200, 2 at 400, 5 never. Part (a) can no longer be supported (runs missed step 400), and the
+    equivalence of part (b) is out of reach: the survival curve passes one half next to an
+    evaluation step (7/13 = 0.538 at step 200), so resampled medians fall on 200 or 400."""
+    outcomes = [200] * 6 + [400] * 2 + [None] * 5
+    for s, t in enumerate(outcomes):
+        for arm in ("baseline", "dream", "control"):
+            synth_run(tmp_path / f"{arm}{s}.h5", arm, s, t, budget=600, regime="easy", split="random")
+    rows, _ = collect([tmp_path])
+    audits = {"split=random": report.Audit(rows, "split=random").all()}
+    assert {v.id: v.verdict for v in audits["split=random"]}["C1"] == "inconclusive at n = 13"
+    text = report._power_section(rows, audits)
+    line = next(x for x in text.splitlines() if x.startswith("- **C1**"))
+    assert ("(a) the pooled sign test is supported only when every run groks by step 400, and 15 of 39 did not, so "
+            "no number of seeds can make C1 supported; more seeds contradict it only if fewer than half of the runs "
+            "grok by then (24/39 do now)") in line
+    assert "(b) `easy@split=random`, equivalence within 0.67-1.50 (table above): power 0.0" in line and "even at n = 200 per arm" in line
+    assert "0.538 at step 200" in line and "falls on step 200 or 400" in line and "evaluation interval" in line
+    row = next(x for x in text.splitlines() if x.startswith("| easy@split=random |"))
+    assert "| equivalence within 0.67-1.50 | 13 | - |" in row
 
 
 def test_paired_whole_run_quantities_compare_runs_of_the_same_budget(tmp_path):

@@ -106,6 +106,36 @@ def test_seeds_needed():
     assert none["n"] is None and "no pilot run grokked" in none["reason"]
 
 
+def test_km_medians_from_counts_equal_kaplan_meier():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n = int(rng.integers(1, 12))
+        t = rng.choice([200.0, 400.0, 600.0, 800.0], n)
+        g = rng.random(n) < 0.6
+        times = np.unique(t)
+        d = [[np.sum((t == u) & g) for u in times]]
+        c = [[np.sum((t == u) & ~g) for u in times]]
+        assert stats.km_medians(times, d, c)[0] == stats.kaplan_meier(t, g).median, (t, g)
+
+
+def test_seeds_for_equivalence():
+    """Equivalence is reachable when grok times spread smoothly, and not when the survival curve
+    passes one half just at an evaluation step whose neighbour lies outside the margin."""
+    rng = np.random.default_rng(0)
+    smooth = np.ceil(1000 * np.exp(0.3 * rng.standard_normal(30)))
+    got = stats.seeds_for_equivalence(smooth, np.ones(30, bool), sims=100)
+    assert got["n"] is not None and 10 <= got["n"] <= 100, got
+    # 18 of 37 grok at 200 (survival 0.514 there), 4 more at 400, the rest censored at 600
+    grid = [200.0] * 18 + [400.0] * 4 + [600.0] * 15
+    grid_g = [True] * 22 + [False] * 15
+    stuck = stats.seeds_for_equivalence(grid, grid_g, sims=60, candidates=(10, 50))
+    assert stuck["n"] is None and stuck["power"] < 0.2
+    assert "0.514 at step 200" in stuck["reason"] and "evaluation interval" in stuck["reason"]
+    assert stats.equivalence_power(grid, grid_g, 50, sims=60) < 0.2
+    none = stats.seeds_for_equivalence([600.0] * 5, [False] * 5)
+    assert none["n"] is None and "no pilot run grokked" in none["reason"]
+
+
 def test_mann_whitney_is_withheld_under_mixed_censoring():
     assert stats.common_censoring([100, 200, 3000, 3000], [True, True, False, False])
     assert not stats.common_censoring([100, 3000, 30000], [True, False, False])  # two budgets

@@ -248,8 +248,14 @@ class Audit:
         pairs = [by_seed[k] == (r["time_to_grok"], r["grokked"]) for r in new
                  if (k := (r["seed"], r["budget"])) in by_seed]
         if pairs:
+            ref_at = {(r["seed"], r["budget"]): r for r in ref}
+            both = [(ref_at[k], r) for r in new if (k := (r["seed"], r["budget"])) in ref_at]
+            differ = len(pairs) - sum(pairs)
             notes.append(f"same outcome (time-to-grok, or censoring step) in {sum(pairs)} of {len(pairs)} seeds "
-                         "run with the same budget in both arms")
+                         "run with the same budget in both arms"
+                         + (f"; in the other {differ}, {new[0]['arm']} grokked earlier in "
+                            f"{sum(_grokked_earlier(n, b) for b, n in both)} and later in "
+                            f"{sum(_grokked_earlier(b, n) for b, n in both)}" if differ else ""))
             # a seed that groks in both arms before any replay event is one the arms cannot differ on
             first = config_of_variant(new[0]["variant"], arm=new[0]["arm"]).first_event_step
             early = sum(1 for r in new if (k := (r["seed"], r["budget"])) in by_seed and r["grokked"]
@@ -696,6 +702,13 @@ def _paired_speedup(ref: dict, new: dict) -> float:
     return min(ref["time_to_grok"], horizon) / max(min(new["time_to_grok"], horizon), 1)
 
 
+def _grokked_earlier(a: dict, b: dict) -> bool:
+    """Whether run ``a`` is known to have grokked before run ``b`` (of the same seed): ``a`` grokked, and
+    ``b`` grokked later or was still not grokked at an evaluation at or after ``a``'s grok step."""
+    return a["grokked"] and (a["time_to_grok"] < b["time_to_grok"] or (not b["grokked"] and
+                                                                       b["time_to_grok"] >= a["time_to_grok"]))
+
+
 def _seed_pairs(runs: list[dict], arm: str) -> list[tuple[dict, dict]]:
     """(baseline, arm) runs of the same seed."""
     base = {r["seed"]: r for r in runs if r["arm"] == "baseline"}
@@ -707,11 +720,10 @@ def _paired_comparison(pairs: list[tuple[dict, dict]]) -> str:
     bootstrap interval, log-rank p) and in how many seeds the second was faster or slower."""
     c = stats.compare([b for b, _ in pairs], [r for _, r in pairs])
     ci = _ci(c["speedup_lo"], c["speedup_hi"])
-    ratios = [_paired_speedup(b, r) for b, r in pairs]
     return (f"{_speedup_effect(c, *zip(*pairs))}{'' if ci == 'n/a' else ' ' + ci} (ratio of Kaplan-Meier medians; "
             f"claimed for the hard regime: {PAPER['hard_speedup'][0]}-{PAPER['hard_speedup'][1]}x), log-rank p "
-            f"{_f(c['logrank_p'])}; {pairs[0][1]['arm']} faster in {sum(x > 1 for x in ratios)}, slower in "
-            f"{sum(x < 1 for x in ratios)} of {len(pairs)} seeds")
+            f"{_f(c['logrank_p'])}; {pairs[0][1]['arm']} faster in {sum(_grokked_earlier(r, b) for b, r in pairs)}, "
+            f"slower in {sum(_grokked_earlier(b, r) for b, r in pairs)} of {len(pairs)} seeds")
 
 
 def _calibration_notes(cal: list[dict]) -> list[str]:

@@ -401,17 +401,22 @@ def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path)
 
 def test_no_effect_notes_the_seeds_that_grokked_before_replay_could_act(tmp_path):
     """Easy regime, random split, first replay event at step 400: seeds 0 and 1 grok at 200 in both arms
-    (before any replay), seed 2 at 400 (after the first event) and seed 3 never. The C1 comparison says
-    that a difference between dream and baseline can show only in the two seeds that did not grok early."""
-    times = {0: (200, 200), 1: (200, 200), 2: (400, 400), 3: (None, None)}
+    (before any replay), seed 2 at 400 (after the first event) and seed 3 never; seeds 4-6 differ: dream
+    groks at 400 vs 600 (earlier), at 600 vs never (earlier, though both stop at step 600) and never vs 600
+    (later). The C1 comparison says that a difference between dream and baseline can show only in the
+    seeds that did not grok early, and in which direction the seeds that differ go."""
+    times = {0: (200, 200), 1: (200, 200), 2: (400, 400), 3: (None, None), 4: (600, 400), 5: (None, 600),
+             6: (600, None)}
     for s, (base, dream) in times.items():
         synth_run(tmp_path / f"b{s}.h5", "baseline", s, base, budget=600, regime="easy", split="random")
         synth_run(tmp_path / f"d{s}.h5", "dream", s, dream, budget=600, regime="easy", split="random")
     rows, _ = collect([tmp_path])
     c1 = report.Audit(rows, "split=random").all()[0]
     assert ("2 of these seeds grokked in both arms before the first replay event (step 400), before replay could "
-            "act, so their two runs cannot differ; a difference between the arms can show only in the other 2"
+            "act, so their two runs cannot differ; a difference between the arms can show only in the other 5"
             ) in " ".join(c1.notes), c1.notes
+    assert ("same outcome (time-to-grok, or censoring step) in 4 of 7 seeds run with the same budget in both arms; "
+            "in the other 3, dream grokked earlier in 2 and later in 1") in " ".join(c1.notes), c1.notes
 
 
 def test_findings_name_the_claims_one_reading_decides_and_another_leaves_open(tmp_path):

@@ -244,26 +244,24 @@ class Audit:
             verdict = f"inconclusive at n = {n}"
         notes = [f"equivalence margin {EQUIVALENCE[0]:.2f}-{EQUIVALENCE[1]:.2f}" + _grokked_note(c, ref, new)]
         # descriptive only (the rule above compares the arms unpaired): seeds whose two runs agree
-        by_seed = {(r["seed"], r["budget"]): (r["time_to_grok"], r["grokked"]) for r in ref}
-        pairs = [by_seed[k] == (r["time_to_grok"], r["grokked"]) for r in new
-                 if (k := (r["seed"], r["budget"])) in by_seed]
-        if pairs:
-            ref_at = {(r["seed"], r["budget"]): r for r in ref}
-            both = [(ref_at[k], r) for r in new if (k := (r["seed"], r["budget"])) in ref_at]
-            differ = len(pairs) - sum(pairs)
-            notes.append(f"same outcome (time-to-grok, or censoring step) in {sum(pairs)} of {len(pairs)} seeds "
+        ref_at = {(r["seed"], r["budget"]): r for r in ref}
+        both = [(ref_at[k], r) for r in new if (k := (r["seed"], r["budget"])) in ref_at]
+        if both:
+            same = sum((b["time_to_grok"], b["grokked"]) == (r["time_to_grok"], r["grokked"]) for b, r in both)
+            differ = len(both) - same
+            notes.append(f"same outcome (time-to-grok, or censoring step) in {same} of {len(both)} seeds "
                          "run with the same budget in both arms"
                          + (f"; in the other {differ}, {new[0]['arm']} grokked earlier in "
-                            f"{sum(_grokked_earlier(n, b) for b, n in both)} and later in "
-                            f"{sum(_grokked_earlier(b, n) for b, n in both)}" if differ else ""))
+                            f"{sum(_grokked_earlier(r, b) for b, r in both)} and later in "
+                            f"{sum(_grokked_earlier(b, r) for b, r in both)}" if differ else ""))
             # a seed that groks in both arms before any replay event is one the arms cannot differ on
             first = config_of_variant(new[0]["variant"], arm=new[0]["arm"]).first_event_step
-            early = sum(1 for r in new if (k := (r["seed"], r["budget"])) in by_seed and r["grokked"]
-                        and by_seed[k][1] and max(r["time_to_grok"], by_seed[k][0]) < first)
+            early = sum(1 for b, r in both if r["grokked"] and b["grokked"]
+                        and max(r["time_to_grok"], b["time_to_grok"]) < first)
             if early:
                 notes.append(f"{early} of these seeds grokked in both arms before the first replay event (step "
                              f"{first}), before replay could act, so their two runs cannot differ; a difference "
-                             f"between the arms can show only in the other {len(pairs) - early}")
+                             f"between the arms can show only in the other {len(both) - early}")
         return Verdict(cid, test, self._seeds(new), n, _speedup_effect(c, ref, new), _ci(lo, hi), p, verdict, notes)
 
     @staticmethod
@@ -950,17 +948,17 @@ def _power_rows(fin: list[dict], gpu) -> dict[tuple[str, object], dict]:
             continue
         budget = max(r["budget"] for r in base)
         times, grokked = [r["time_to_grok"] for r in base], [r["grokked"] for r in base]
+        shorter = sorted({r["budget"] for r in base if r["budget"] < budget})
+        # the pilots that stopped earlier say nothing about grok times past their budget
+        pilots = (f" ({sum(r['budget'] == budget for r in base)} of {len(base)} pilot runs ran all {budget} "
+                  f"steps; the others stopped at {' or '.join(map(str, shorter))})") if shorter else ""
         for aim in POWER_AIMS[variant.split("@")[0]]:
             res = (stats.seeds_for_equivalence(times, grokked, margin=EQUIVALENCE) if aim == "equivalence"
                    else stats.seeds_needed(times, grokked, budget, aim))
             cost = "-" if res["n"] is None else _cost(f"{res['n']} seeds x 3 arms", res["n"] * 3, budget,
                                                        _cpu_seconds_per_step(fin, variant), gpu)
-            reason, shorter = res["reason"], sorted({r["budget"] for r in base if r["budget"] < budget})
-            if shorter:  # the pilots that stopped earlier say nothing about grok times past their budget
-                reason += (f" ({sum(r['budget'] == budget for r in base)} of {len(base)} pilot runs ran all {budget} "
-                           f"steps; the others stopped at {' or '.join(map(str, shorter))})")
-            out[(variant, aim)] = {"aim": _aim_label(aim), "pilot": len(base), "n": res["n"], "reason": reason,
-                                   "cost": cost}
+            out[(variant, aim)] = {"aim": _aim_label(aim), "pilot": len(base), "n": res["n"],
+                                   "reason": res["reason"] + pilots, "cost": cost}
     return out
 
 

@@ -141,12 +141,13 @@ def permutation_pvalue(x, y, n_resamples: int = N_PERM, seed: int = BOOTSTRAP_SE
     return float(res.pvalue)
 
 
-def _ratio(num: float, den: float) -> float:
-    if math.isinf(num) and math.isinf(den):
-        return math.nan  # neither median reached: no ratio
-    if den == 0:
-        return math.inf
-    return num / den
+def _ratios(num, den) -> np.ndarray:
+    """Ratios of Kaplan-Meier medians, elementwise; a median of inf was never reached: finite / inf
+    is 0, inf / finite is inf, a zero denominator gives inf, and inf / inf (neither reached) is nan."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den == 0, np.inf, num / den)
+    return np.where(np.isinf(num) & np.isinf(den), np.nan, out)
 
 
 def speedup(times_ref, grokked_ref, times_new, grokked_new, n_boot: int = N_BOOT, seed: int = BOOTSTRAP_SEED,
@@ -161,16 +162,16 @@ def speedup(times_ref, grokked_ref, times_new, grokked_new, n_boot: int = N_BOOT
     """
     tr, gr = np.asarray(times_ref, float), np.asarray(grokked_ref, bool)
     tn, gn = np.asarray(times_new, float), np.asarray(grokked_new, bool)
-    point = _ratio(kaplan_meier(tr, gr).median, kaplan_meier(tn, gn).median)
+    point = float(_ratios(kaplan_meier(tr, gr).median, kaplan_meier(tn, gn).median))
     if len(tr) == 0 or len(tn) == 0:
         return math.nan, math.nan, math.nan
     rng = np.random.default_rng(seed)
-    ratios = np.empty(n_boot)
+    med_ref, med_new = np.empty(n_boot), np.empty(n_boot)
     for i in range(n_boot):
         a = rng.integers(0, len(tr), len(tr))
         b = rng.integers(0, len(tn), len(tn))
-        ratios[i] = _ratio(kaplan_meier(tr[a], gr[a]).median, kaplan_meier(tn[b], gn[b]).median)
-    return (point, *percentile_interval(ratios, level))
+        med_ref[i], med_new[i] = kaplan_meier(tr[a], gr[a]).median, kaplan_meier(tn[b], gn[b]).median
+    return (point, *percentile_interval(_ratios(med_ref, med_new), level))
 
 
 def percentile_interval(ratios, level: float = 0.95) -> tuple[float, float]:
@@ -302,15 +303,8 @@ def km_medians(times, events, censored) -> np.ndarray:
     at_risk = (d + c).sum(axis=1, keepdims=True) - (np.cumsum(d + c, axis=1) - (d + c))
     with np.errstate(divide="ignore", invalid="ignore"):
         surv = np.cumprod(np.where(at_risk > 0, 1.0 - d / at_risk, 1.0), axis=1)
-    hit = (surv <= 0.5 + 1e-12) & (d > 0)
+    hit = surv <= 0.5 + 1e-12  # first reached at an event time: the curve only drops there
     return np.where(hit.any(axis=1), times[hit.argmax(axis=1)], np.inf)
-
-
-def _ratios(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """:func:`_ratio` elementwise."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(den == 0, np.inf, num / den)
-    return np.where(np.isinf(num) & np.isinf(den), np.nan, out)
 
 
 def equivalence_power(pilot_times, pilot_grokked, n: int, margin: tuple[float, float] = (2 / 3, 3 / 2),

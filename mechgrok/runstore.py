@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 from pathlib import Path
 
 import h5py
@@ -72,11 +73,27 @@ def checkpoint_name(step: int, phase: str) -> str:
     return f"{step:07d}_{phase}"
 
 
-def _open(path: Path, mode: str) -> h5py.File:
-    try:
-        return h5py.File(path, mode)
-    except (OSError, ValueError) as exc:
-        raise RunFileError(f"{path}: not a readable HDF5 run file ({_first_line(exc)})") from None
+# HDF5 locks a file while a process has it open: readers share, a writer excludes everyone. Every
+# holder here keeps a run file open for one short batch (a few attributes, one checkpoint), so an
+# open that meets a lock waits for it instead of failing: without this, a progress reader (the
+# sweep's, or a person's) that opened a file the instant training wanted to write killed the run.
+LOCK_WAIT_S = 30.0
+
+
+def _open(path: Path, mode: str, wait_s: float | None = None) -> h5py.File:
+    deadline = time.monotonic() + (LOCK_WAIT_S if wait_s is None else wait_s)
+    pause = 0.01
+    while True:
+        try:
+            return h5py.File(path, mode)
+        except BlockingIOError as exc:
+            if time.monotonic() >= deadline:
+                raise RunFileError(f"{path}: held open by another process for over "
+                                   f"{LOCK_WAIT_S if wait_s is None else wait_s:g} s ({_first_line(exc)})") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+        except (OSError, ValueError) as exc:
+            raise RunFileError(f"{path}: not a readable HDF5 run file ({_first_line(exc)})") from None
 
 
 def _first_line(exc: Exception) -> str:

@@ -79,3 +79,34 @@ def test_lock_released_between_open_and_flock_is_taken_afresh(tmp_path, monkeypa
             with runstore.run_lock(run):
                 pass
     assert not lock_path.exists()
+
+
+def test_a_writer_waits_out_a_reader_holding_the_file_and_gives_up_with_one_line(tmp_path, monkeypatch):
+    """HDF5 locks an open file (readers share, a writer excludes). Training opens its run file once per
+    batch of writes; a progress reader in another process holding it that instant made training fail
+    (a sweep's workers died this way in CI). The writer now waits for the reader, within a bound."""
+    run = tmp_path / "r.h5"
+    runstore.create(run, tiny(), {}, np.arange(3), np.arange(3, 6))
+    hold = ("import sys, time, h5py\nf = h5py.File(sys.argv[1], 'r')\nprint('open', flush=True)\n"
+            "time.sleep(float(sys.argv[2]))\nf.close()")
+
+    def reader(seconds):
+        proc = subprocess.Popen([sys.executable, "-c", hold, str(run), str(seconds)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "open"
+        return proc
+
+    proc = reader(1.0)
+    with runstore.RunWriter(run) as w:  # waits about a second, then writes
+        w.append_metrics({name: 0 for name in runstore.METRIC_COLUMNS})
+    proc.wait(timeout=30)
+    with h5py.File(run, "r") as f:
+        assert f["metrics/step"].shape == (1,)
+
+    monkeypatch.setattr(runstore, "LOCK_WAIT_S", 0.3)
+    proc = reader(5.0)
+    try:
+        with pytest.raises(runstore.RunFileError, match="held open by another process for over 0.3 s"):
+            runstore.RunWriter(run).__enter__()
+    finally:
+        proc.kill()
+        proc.wait()

@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/python -m mechgrok.demo --out demo-runs
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 clean-venv:
 	rm -rf $(VENV)

@@ -59,9 +59,12 @@ def test_cpu_arithmetic_flushes_subnormals_to_zero_in_every_thread(arm_runs):
     if not torch.set_flush_denormal(True):
         pytest.skip("this CPU has no flush-to-zero flag")
     assert model.DENORMALS_FLUSHED and model.flush_denormals()
+    threads = torch.get_num_threads()
     torch.set_num_threads(2)
-    # large enough to be split across the intra-op threads; zero bits = flushed everywhere
-    assert int((_subnormals() * 1.0).view(torch.int32).count_nonzero()) == 0
+    try:  # large enough to be split across the intra-op threads; zero bits = flushed everywhere
+        assert int((_subnormals() * 1.0).view(torch.int32).count_nonzero()) == 0
+    finally:
+        torch.set_num_threads(threads)  # later tests in this process keep their setting
     from mechgrok import runstore
     assert bool(runstore.read_attrs(arm_runs["dream"])["denormals_flushed"])
 

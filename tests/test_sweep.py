@@ -64,18 +64,19 @@ def test_runs_finished_in_a_results_table_are_not_trained_again(tmp_path):
 
 
 def test_sweep_completes_then_does_nothing_and_an_interrupted_sweep_ends_identical(tmp_path):
-    jobs = plan(GRID["regimes"], GRID["arms"], GRID["seeds"], tmp_path / "a", **SETTINGS)
+    one_seed = {**GRID, "seeds": [0]}  # one seed, two arms: the two workers each train one run
+    jobs = plan(one_seed["regimes"], one_seed["arms"], one_seed["seeds"], tmp_path / "a", **SETTINGS)
     first = run_local(jobs, workers=2)
-    assert first["done"] == 4 and first["failed"] == [] and first["skipped"] == 0
+    assert first["done"] == 2 and first["failed"] == [] and first["skipped"] == 0
     for job in jobs:
         assert runstore.read_attrs(job.path)["status"] == "complete"
     mtimes = [os.stat(j.path).st_mtime_ns for j in jobs]
     again = run_local(jobs, workers=2)
-    assert again["skipped"] == 4 and again["failed"] == []
+    assert again["skipped"] == 2 and again["failed"] == []
     assert [os.stat(j.path).st_mtime_ns for j in jobs] == mtimes  # nothing touched
 
-    # seed 0's two runs swept into another folder, killed (SIGKILL, workers die with it) mid-way, restarted
-    out, one_seed = tmp_path / "b", {**GRID, "seeds": [0]}
+    # the same two runs swept into another folder, killed (SIGKILL, workers die with it) mid-way, restarted
+    out = tmp_path / "b"
     cmd = [sys.executable, "-m", "mechgrok.sweep", "--arms", "baseline", "dream", "--seeds", "0", "--workers", "2",
            "--out", str(out), *SWEEP_FLAGS]
     log = open(tmp_path / "killed.log", "w")
@@ -103,7 +104,7 @@ def test_sweep_completes_then_does_nothing_and_an_interrupted_sweep_ends_identic
     assert re.search(r"\b[12] to resume", restarted.stderr), restarted.stderr
     again = plan(one_seed["regimes"], one_seed["arms"], one_seed["seeds"], out, **SETTINGS)
     assert len(again) == 2
-    for job_a, job_b in zip(jobs, again):  # seed 0's runs come first in the plan
+    for job_a, job_b in zip(jobs, again):
         assert _same(_contents(job_a.path), _contents(job_b.path)), job_b.label
 
 

@@ -80,16 +80,16 @@ def checkpoint_name(step: int, phase: str) -> str:
 LOCK_WAIT_S = 30.0
 
 
-def _open(path: Path, mode: str, wait_s: float | None = None) -> h5py.File:
-    deadline = time.monotonic() + (LOCK_WAIT_S if wait_s is None else wait_s)
+def _open(path: Path, mode: str) -> h5py.File:
+    deadline = time.monotonic() + LOCK_WAIT_S
     pause = 0.01
     while True:
         try:
             return h5py.File(path, mode)
         except BlockingIOError as exc:
             if time.monotonic() >= deadline:
-                raise RunFileError(f"{path}: held open by another process for over "
-                                   f"{LOCK_WAIT_S if wait_s is None else wait_s:g} s ({_first_line(exc)})") from None
+                raise RunFileError(f"{path}: held open by another process for over {LOCK_WAIT_S:g} s "
+                                   f"({_first_line(exc)})") from None
             time.sleep(pause)
             pause = min(pause * 2, 0.5)
         except (OSError, ValueError) as exc:

@@ -235,21 +235,32 @@ class RunWriter:
         self.f.close()
 
     # ---- tables ---------------------------------------------------------------
-    def _append(self, group: str, row: dict) -> None:
+    def _extend(self, group: str, rows: list[dict]) -> None:
         g = self.f[group]
-        if set(g.keys()) != set(row):
-            raise ValueError(f"row for /{group} has columns {sorted(row)}, the table {sorted(g.keys())}")
+        for row in rows:
+            if set(g.keys()) != set(row):
+                raise ValueError(f"row for /{group} has columns {sorted(row)}, the table {sorted(g.keys())}")
+        if not rows:
+            return
         n = g["step"].shape[0]
-        for name, value in row.items():
+        for name in rows[0]:
             ds = g[name]
-            ds.resize(n + 1, axis=0)
-            ds[n] = value
+            ds.resize(n + len(rows), axis=0)
+            ds[n:] = np.asarray([row[name] for row in rows], dtype=ds.dtype)
 
     def append_metrics(self, row: dict) -> None:
-        self._append("metrics", row)
+        self._extend("metrics", [row])
 
     def append_event(self, row: dict) -> None:
-        self._append("events", row)
+        self._extend("events", [row])
+
+    def extend_metrics(self, rows: list[dict]) -> None:
+        """Several metrics rows in one write per column (the same table as appending them one by one)."""
+        self._extend("metrics", rows)
+
+    def extend_events(self, rows: list[dict]) -> None:
+        """Several event rows in one write per column."""
+        self._extend("events", rows)
 
     # ---- checkpoints ----------------------------------------------------------
     def write_checkpoint(self, step: int, phase: str, reasons: list[str], arrays: dict[str, np.ndarray] | None,

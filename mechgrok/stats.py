@@ -166,12 +166,31 @@ def speedup(times_ref, grokked_ref, times_new, grokked_new, n_boot: int = N_BOOT
     if len(tr) == 0 or len(tn) == 0:
         return math.nan, math.nan, math.nan
     rng = np.random.default_rng(seed)
-    med_ref, med_new = np.empty(n_boot), np.empty(n_boot)
+    # the resamples are drawn in the order of one loop over them (reference, then new), and each
+    # resample's median comes from its counts over the arm's distinct outcomes (km_medians)
+    idx_ref, idx_new = np.empty((n_boot, len(tr)), np.int64), np.empty((n_boot, len(tn)), np.int64)
     for i in range(n_boot):
-        a = rng.integers(0, len(tr), len(tr))
-        b = rng.integers(0, len(tn), len(tn))
-        med_ref[i], med_new[i] = kaplan_meier(tr[a], gr[a]).median, kaplan_meier(tn[b], gn[b]).median
-    return (point, *percentile_interval(_ratios(med_ref, med_new), level))
+        idx_ref[i] = rng.integers(0, len(tr), len(tr))
+        idx_new[i] = rng.integers(0, len(tn), len(tn))
+    return (point, *percentile_interval(_ratios(_resampled_medians(tr, gr, idx_ref),
+                                                _resampled_medians(tn, gn, idx_new)), level))
+
+
+def _resampled_medians(t: np.ndarray, g: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Kaplan-Meier medians of the resamples ``t[idx[i]], g[idx[i]]`` (one per row of ``idx``),
+    the same numbers as ``kaplan_meier(t[idx[i]], g[idx[i]]).median``, computed at once."""
+    times, cell = _outcome_cells(t, g)
+    k = len(times)
+    rows = np.repeat(np.arange(len(idx)), idx.shape[1])
+    counts = np.bincount(rows * 2 * k + cell[idx].ravel(), minlength=len(idx) * 2 * k).reshape(len(idx), 2 * k)
+    return km_medians(times, counts[:, :k], counts[:, k:])
+
+
+def _outcome_cells(t: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct times of runs ``t`` and each run's outcome cell among them: a run that grokked at
+    ``times[j]`` is in cell ``j``, one censored there in cell ``len(times) + j``."""
+    times = np.unique(t)
+    return times, np.searchsorted(times, t) + len(times) * (~np.asarray(g, bool))
 
 
 def percentile_interval(ratios, level: float = 0.95) -> tuple[float, float]:
@@ -320,9 +339,8 @@ def equivalence_power(pilot_times, pilot_grokked, n: int, margin: tuple[float, f
     (the interval's ends are rougher, in both directions).
     """
     t, g = np.asarray(pilot_times, float), np.asarray(pilot_grokked, bool)
-    times = np.unique(t)
-    j = np.searchsorted(times, t)
-    cells = np.bincount(j + len(times) * (~g), minlength=2 * len(times)).astype(float)  # events, then censored
+    times, cell = _outcome_cells(t, g)
+    cells = np.bincount(cell, minlength=2 * len(times)).astype(float)  # events, then censored
     prob, k = cells / cells.sum(), len(times)
     rng = np.random.default_rng(seed)
 

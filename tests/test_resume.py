@@ -110,3 +110,26 @@ def test_a_writer_waits_out_a_reader_holding_the_file_and_gives_up_with_one_line
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_rows_written_together_make_the_same_table_as_rows_written_one_by_one(tmp_path):
+    from mechgrok.data import split_indices
+
+    cfg = tiny("dream")
+    rows = [{name: (i * 3 if np.dtype(dt).kind == "i" else i / 7) for name, dt in runstore.METRIC_COLUMNS.items()}
+            for i in range(5)]
+    for name, write in (("one.h5", lambda w: [w.append_metrics(r) for r in rows]),
+                        ("all.h5", lambda w: (w.extend_metrics(rows[:2]), w.extend_metrics(rows[2:])))):
+        runstore.create(tmp_path / name, cfg, {}, *split_indices(cfg))
+        with runstore.RunWriter(tmp_path / name) as w:
+            write(w)
+    with h5py.File(tmp_path / "one.h5", "r") as a, h5py.File(tmp_path / "all.h5", "r") as b:
+        for name, dt in runstore.METRIC_COLUMNS.items():
+            assert a["metrics"][name].dtype == b["metrics"][name].dtype == dt
+            assert np.array_equal(a["metrics"][name][...], b["metrics"][name][...]) and len(b["metrics"][name]) == 5
+    # a row with a column missing or extra is refused before anything is written
+    with runstore.RunWriter(tmp_path / "all.h5") as w:
+        with pytest.raises(ValueError, match="has columns"):
+            w.extend_metrics([rows[0], {**rows[0], "extra": 1}])
+    with h5py.File(tmp_path / "all.h5", "r") as b:
+        assert len(b["metrics"]["step"]) == 5

@@ -733,10 +733,10 @@ def _calibration_notes(cal: list[dict]) -> list[str]:
         for arm in sorted({r["arm"] for r in runs} - {"baseline"}):
             pairs = _seed_pairs(runs, arm)
             if pairs:
-                each = "; ".join(f"seed {r['seed']}: {_grok_text(r)} vs {_grok_text(b)} "
+                each = "; ".join(f"seed {r['seed']}: {arm} {_grok_text(r)} vs baseline {_grok_text(b)} "
                                  f"({_paired_speedup(b, r):.2f}x)" for b, r in pairs)
-                lines.append(f"- `{variant}`: {arm} vs baseline, same seeds (baseline / {arm} time to grok at the "
-                             f"pair's common horizon): {each}.")
+                lines.append(f"- `{variant}`: {arm} vs baseline, same seeds (time to grok at the pair's common "
+                             f"horizon; in brackets baseline / {arm}, above 1 where {arm} grokked first): {each}.")
             if len(pairs) >= MIN_SEEDS:
                 lines.append(f"- `{variant}`: {arm} vs baseline over these {len(pairs)} seeds (the verdict rules' "
                              f"statistics, descriptive here): {_paired_comparison(pairs)}.")

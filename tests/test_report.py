@@ -366,7 +366,7 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     cal = text.split("## Calibration runs", 1)[1].split("##", 1)[0]
     assert "weight_decay 0.15 -> 1.0" in cal and "train_fraction None -> 0.3" in cal and "| 4000 |" in cal
     # described, not tested: the pair of one seed, and why C8's timing ablation cannot run there
-    assert "dream vs baseline, same seeds" in cal and "seed 42: 3000 vs 4000 (1.33x)" in cal
+    assert "dream vs baseline, same seeds" in cal and "seed 42: dream 3000 vs baseline 4000 (1.33x)" in cal
     assert "at step 200, before the first replay event (step 400): dream-early" in cal
     assert "dream-plateau (replay from then on) would replay at every event the dream arm does" in cal
     c8 = " ".join({v.id: v for v in verdicts}["C8"].notes)

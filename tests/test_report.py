@@ -31,8 +31,8 @@ _SYNTH_CACHE = tempfile.TemporaryDirectory(prefix="mechgrok-synth-")  # removed 
 def synth_run(path, arm, seed, grok_step, budget=30_000, regime="hard", **overrides):
     """A finished run file with the given time-to-grok (None = never), written without training:
     accuracy curves step from chance to 0.99 at grok_step; replay events every 400 steps.
-    Many tests ask for the same run: it is written once (row by row, through RunWriter, as
-    training writes) and copied after that; a run file does not hold its own path."""
+    Many tests ask for the same run: it is written once per test process (through RunWriter, each
+    table in one write per column) and copied after that; a run file does not hold its own path."""
     key = json.dumps([arm, seed, grok_step, budget, regime, sorted(overrides.items())], default=str)
     cached = Path(_SYNTH_CACHE.name) / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.h5"
     if not cached.exists():

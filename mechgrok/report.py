@@ -707,10 +707,19 @@ def _grokked_earlier(a: dict, b: dict) -> bool:
                                                                        b["time_to_grok"] >= a["time_to_grok"]))
 
 
-def _seed_pairs(runs: list[dict], arm: str) -> list[tuple[dict, dict]]:
-    """(baseline, arm) runs of the same seed."""
-    base = {r["seed"]: r for r in runs if r["arm"] == "baseline"}
+def _seed_pairs(runs: list[dict], arm: str, ref: str = "baseline") -> list[tuple[dict, dict]]:
+    """(ref, arm) runs of the same seed."""
+    base = {r["seed"]: r for r in runs if r["arm"] == ref}
     return [(base[r["seed"]], r) for r in sorted(runs, key=lambda r: r["seed"]) if r["arm"] == arm and r["seed"] in base]
+
+
+def _calibration_comparisons(runs: list[dict]) -> list[tuple[str, str]]:
+    """(arm, reference arm) pairs a calibration variant's runs are described by: every arm against
+    the baseline, and dream against control where both were run (C9's question, targeted vs random
+    replay of the same size)."""
+    arms = {r["arm"] for r in runs}
+    pairs = [(arm, "baseline") for arm in sorted(arms - {"baseline"})]
+    return pairs + ([("dream", "control")] if {"dream", "control"} <= arms else [])
 
 
 def _paired_comparison(pairs: list[tuple[dict, dict]]) -> str:
@@ -718,27 +727,31 @@ def _paired_comparison(pairs: list[tuple[dict, dict]]) -> str:
     bootstrap interval, log-rank p) and in how many seeds the second was faster or slower."""
     c = stats.compare([b for b, _ in pairs], [r for _, r in pairs])
     ci = _ci(c["speedup_lo"], c["speedup_hi"])
-    return (f"{_speedup_effect(c, *zip(*pairs))}{'' if ci == 'n/a' else ' ' + ci} (ratio of Kaplan-Meier medians; "
-            f"claimed for the hard regime: {PAPER['hard_speedup'][0]}-{PAPER['hard_speedup'][1]}x), log-rank p "
-            f"{_f(c['logrank_p'])}; {pairs[0][1]['arm']} faster in {sum(_grokked_earlier(r, b) for b, r in pairs)}, "
+    arm, ref = pairs[0][1]["arm"], pairs[0][0]["arm"]
+    steps = PAPER["hard_grok"]
+    claimed = (f"; the paper's hard-regime steps give {steps[ref] / steps[arm]:.2f}x ({ref} {steps[ref]}, {arm} "
+               f"{steps[arm]})" if pairs[0][0]["regime"] == "hard" and arm in steps and ref in steps else "")
+    return (f"{_speedup_effect(c, *zip(*pairs))}{'' if ci == 'n/a' else ' ' + ci} (ratio of Kaplan-Meier medians"
+            f"{claimed}), log-rank p "
+            f"{_f(c['logrank_p'])}; {arm} faster in {sum(_grokked_earlier(r, b) for b, r in pairs)}, "
             f"slower in {sum(_grokked_earlier(b, r) for b, r in pairs)} of {len(pairs)} seeds")
 
 
 def _calibration_notes(cal: list[dict]) -> list[str]:
-    """Descriptive lines per calibration variant: each arm against the baseline of the same seeds,
-    and whether the dream-early arm could replay anything there (no test: they enter no verdict)."""
+    """Descriptive lines per calibration variant: each comparison of ``_calibration_comparisons`` over
+    the same seeds, and whether the dream-early arm could replay anything there (no test: they enter no verdict)."""
     lines = []
     for variant in sorted({r["variant"] for r in cal}):
         runs = select(cal, variant=variant)
-        for arm in sorted({r["arm"] for r in runs} - {"baseline"}):
-            pairs = _seed_pairs(runs, arm)
+        for arm, ref in _calibration_comparisons(runs):
+            pairs = _seed_pairs(runs, arm, ref)
             if pairs:
-                each = "; ".join(f"seed {r['seed']}: {arm} {_grok_text(r)} vs baseline {_grok_text(b)} "
+                each = "; ".join(f"seed {r['seed']}: {arm} {_grok_text(r)} vs {ref} {_grok_text(b)} "
                                  f"({_paired_speedup(b, r):.2f}x)" for b, r in pairs)
-                lines.append(f"- `{variant}`: {arm} vs baseline, same seeds (time to grok at the pair's common "
-                             f"horizon; in brackets baseline / {arm}, above 1 where {arm} grokked first): {each}.")
+                lines.append(f"- `{variant}`: {arm} vs {ref}, same seeds (time to grok at the pair's common "
+                             f"horizon; in brackets {ref} / {arm}, above 1 where {arm} grokked first): {each}.")
             if len(pairs) >= MIN_SEEDS:
-                lines.append(f"- `{variant}`: {arm} vs baseline over these {len(pairs)} seeds (the verdict rules' "
+                lines.append(f"- `{variant}`: {arm} vs {ref} over these {len(pairs)} seeds (the verdict rules' "
                              f"statistics, descriptive here): {_paired_comparison(pairs)}.")
         memorised = sorted({r["memorised_step"] for r in runs if r["memorised_step"] >= 0})
         cfg = make_config(runs[0]["regime"])
@@ -1211,10 +1224,10 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
                 parts.append(f"{arm} grokked {len(steps)}/{len(mine)}"
                              + (f" (steps {', '.join(map(str, steps))})" if steps else ""))
             text = "; ".join(parts)
-            for arm in arms[1:]:
-                pairs = _seed_pairs(runs, arm)
+            for arm, ref in _calibration_comparisons(runs):
+                pairs = _seed_pairs(runs, arm, ref)
                 if len(pairs) >= MIN_SEEDS:
-                    text += f"; {arm} vs baseline, same seeds: {_paired_comparison(pairs)}"
+                    text += f"; {arm} vs {ref}, same seeds: {_paired_comparison(pairs)}"
             lines.append(f"- `{variant}`: {text}.")
     return "\n".join(lines)
 

@@ -389,12 +389,30 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     out, again = report.build([tmp_path], tmp_path / "rep", figures=False)
     cal = out.read_text().split("## Calibration runs", 1)[1].split("##", 1)[0]
     assert "dream vs baseline over these 3 seeds (the verdict rules' statistics, descriptive here): speed-up " in cal
-    assert "claimed for the hard regime: 3.7-3.9x), log-rank p " in cal
+    assert "(ratio of Kaplan-Meier medians; the paper's hard-regime steps give 3.90x (baseline 7800, dream 2000)), " \
+           "log-rank p " in cal
     assert "dream faster in 2, slower in 1 of 3 seeds." in cal
+    assert "vs control" not in cal  # no control run in this variant yet
     assert [v.verdict for v in again] == [v.verdict for v in verdicts]
     block = report.findings(again, collect([tmp_path])[0], tmp_path).split("Calibration runs", 1)[1]
     assert "baseline grokked 3/3 (steps 4000, 4000, 4400); dream grokked 3/3 (steps 3000, 3200, 4200); dream vs " \
            "baseline, same seeds: speed-up " in block and block.endswith("dream faster in 2, slower in 1 of 3 seeds.")
+    # with a control arm, it is described against the baseline and the dream arm against it (C9's question)
+    for s, grok in ((0, 4400), (1, None), (42, 4000)):
+        synth_run(tmp_path / f"cal-c{s}.h5", "control", s, grok, **cal_settings)
+    out, third = report.build([tmp_path], tmp_path / "rep", figures=False)
+    cal = out.read_text().split("## Calibration runs", 1)[1].split("##", 1)[0]
+    assert "- `hard@split=random,train_fraction=0.3,weight_decay=1.0`: dream vs control, same seeds (time to grok at " \
+           "the pair's common horizon; in brackets control / dream, above 1 where dream grokked first): seed 0: dream " \
+           "4200 vs control 4400 (1.05x); seed 1: dream 3200 vs control not grokked by 20000 (6.25x); seed 42: dream " \
+           "3000 vs control 4000 (1.33x)." in cal
+    assert "seed 1: control not grokked by 20000 vs baseline 4400 (0.22x)" in cal
+    assert "the paper's hard-regime steps give 1.05x (baseline 7800, control 7400)), log-rank p " in cal
+    assert "the paper's hard-regime steps give 3.70x (control 7400, dream 2000)), log-rank p " in cal
+    assert "dream faster in 3, slower in 0 of 3 seeds." in cal and "control faster in 0, slower in 2 of 3 seeds." in cal
+    assert [v.verdict for v in third] == [v.verdict for v in verdicts]
+    block = report.findings(third, collect([tmp_path])[0], tmp_path).split("Calibration runs", 1)[1]
+    assert "control grokked 2/3 (steps 4000, 4400)" in block and "; dream vs control, same seeds: speed-up " in block
 
 
 def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path):

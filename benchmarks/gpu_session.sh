@@ -11,6 +11,8 @@
 #           wave 1 trains only if its worst case fits: WAVE2_SEEDS (candidates, in order),
 #           WAVE2_RUN_STEPS (worst-case steps of one of its runs), WAVE2_RUNS_PER_SEED
 #   DEVICE  (cuda); PY (python3); WHEELS: a folder of wheels to install under /tmp/site first
+#   ANALYSES  what a run that finishes before END_S-120 gets (fourier norms; landscape needs the
+#             run's checkpoints, which the slim copy does not carry, so it can only run here)
 #
 # Rules, chosen so that no run is kept or dropped for how it turned out:
 # - a wave is launched whole and at once; wave 2 only when the aggregate rate measured on wave 1
@@ -20,7 +22,7 @@
 #   packed at all (its finished runs are the ones that grokked early), except that the lines of
 #   WAVE1 marked "#each" (runs that are stage-1 pilots, trained at the full budget in any case)
 #   are packed run by run;
-# - finished runs get fourier (until END_S-120) and norms (until END_S-20) on the host's CPU as
+# - finished runs get fourier, or ANALYSES, (until END_S-120) and norms (until END_S-20) on the host's CPU as
 #   soon as they finish; every launched run's state goes to OUT/launched.json.
 # Then the kept runs are packed (mechgrok.transport: final checkpoint only, tars of <= 15 MiB).
 #
@@ -31,6 +33,10 @@
 # batched. So size a wave at about 150 run-steps/s unless it uses --batch-runs. In that session
 # the easy runs reached step 6600 of 15000 by the deadline and were lost; the medium wave was
 # finished by a second call (the same sweep line resumes it) and packed whole.
+# On an H200 (2026-12-04, batched): control seeds 2-9 of the calibration reading as one batch of 8
+# (--batch-runs 8 --workers 1) did about 350 run-steps/s and ended at 230 s (the last run grokked at
+# 13600); until mechgrok/batch.py let go of each run as it left, every analysis of a run whose batch
+# was still training was refused (its lock held), so only the last run got one.
 set -u
 RUNS=$1; OUT=$2; TRAIN_S=$3; END_S=$4
 PY=${PY:-python3}; DEVICE=${DEVICE:-cuda}
@@ -61,7 +67,7 @@ analyse_finished() {
   state "$W"/*.paths | while read -r p st _; do
     [ "$st" = complete ] || [ "$st" = diverged ] || continue
     grep -qxF "$p" "$W/analysed" 2>/dev/null && continue
-    if [ "$t" -lt $((END_S - 120)) ]; then what="fourier norms"
+    if [ "$t" -lt $((END_S - 120)) ]; then what=${ANALYSES:-fourier norms}
     elif [ "$t" -lt $((END_S - 20)) ]; then what="norms"; else continue; fi
     echo "$p" >>"$W/analysed"
     setsid bash -c 'for a in '"$what"'; do OMP_NUM_THREADS=2 '"$PY"' -m mechgrok.analyze $a "$0" --quiet; done' \

@@ -21,7 +21,8 @@ shared:
   not depend on a run's own state (``BATCHABLE_ARMS``); ``dream-early`` and
   ``dream-plateau`` replay or not depending on when each run memorises, and are refused.
 
-A run that stops (grokked and ``stop_after_grok`` later, or diverged) leaves the batch,
+A run that stops (grokked and ``stop_after_grok`` later, or diverged) leaves the batch
+(``train_batch`` lets go of its lock then, so it can be analysed while the others train),
 and the rest are stacked again. The arithmetic is that of separate runs:
 ``tests/test_batch.py`` checks batches of 2 and 3 runs against separate runs in float64
 (to 1e-9, both forwards). In float32 batched and single matrix products round differently,
@@ -90,7 +91,8 @@ class _Member(_Run):
 class Batch:
     """R runs at the same step, trained together (see the module docstring)."""
 
-    def __init__(self, runs: list[_Member], vectorise: bool | None = None):
+    def __init__(self, runs: list[_Member], vectorise: bool | None = None, on_leave=None):
+        self.on_leave = on_leave  # called with each run as it leaves (its file is written and closed)
         self.vectorise = runs[0].device.type != "cpu" if vectorise is None else vectorise
         steps = {r.step for r in runs}
         if len(steps) != 1:
@@ -171,6 +173,9 @@ class Batch:
                 run.end_step(progress)
             if not all(r.running() for r in runs):  # stopped runs leave; the rest are stacked again
                 self.runs = [r for r in runs if r.running()]
+                for run in runs:
+                    if not run.running() and self.on_leave is not None:
+                        self.on_leave(run)
                 if self.runs:
                     self._stack()
 
@@ -180,7 +185,8 @@ def train_batch(cfgs: list[RunConfig], paths: list[str | Path], *, device: str =
     """Train the runs ``cfgs`` into ``paths`` as batches (resuming unfinished runs and extending
     shorter-budget ones as ``loop.train(..., resume=True)`` does; finished runs are left).
 
-    Runs held by another process are skipped. Runs resuming from different steps are trained
+    Runs held by another process are skipped. Each run's lock is let go as soon as the run
+    leaves its batch, so a finished run can be analysed while the others still train. Runs resuming from different steps are trained
     as separate batches, one per starting step. Returns the attributes of every run trained or
     already finished, and the paths that were skipped because another process trains them.
     """
@@ -189,12 +195,13 @@ def train_batch(cfgs: list[RunConfig], paths: list[str | Path], *, device: str =
     if threads:
         torch.set_num_threads(threads)
     paths = [Path(p) for p in paths]
-    locked, trained = [], []
+    locked, trained, holds = [], [], {}
     with contextlib.ExitStack() as stack:
         members: list[_Member] = []
         for cfg, path in zip(cfgs, paths):
+            holds[path] = hold = stack.enter_context(contextlib.ExitStack())  # closed early when the run leaves
             try:
-                stack.enter_context(runstore.run_lock(path))
+                hold.enter_context(runstore.run_lock(path))
             except RunLockedError:
                 locked.append(path)
                 continue
@@ -212,5 +219,5 @@ def train_batch(cfgs: list[RunConfig], paths: list[str | Path], *, device: str =
             for run in groups[step]:
                 with runstore.RunWriter(run.path) as w:
                     w.set_attrs(batch_runs=len(groups[step]))
-            Batch(groups[step]).fit(progress)
+            Batch(groups[step], on_leave=lambda run: holds[run.path].close()).fit(progress)
     return [runstore.read_attrs(p) for p in trained], locked

@@ -15,7 +15,7 @@ from conftest import groks, tiny
 
 from mechgrok import runstore
 from mechgrok.batch import Batch, _Member, check_batchable, train_batch
-from mechgrok.errors import ConfigError
+from mechgrok.errors import ConfigError, RunLockedError
 from mechgrok.loop import _Run, train
 
 CPU = torch.device("cpu")
@@ -115,6 +115,32 @@ def test_train_batch_resumes_extends_skips_and_respects_locks(tmp_path):
     assert after_0["step"][-1] == 200
     # seeds 0 and 1 start at different steps (100 and 0): two batches of one run each
     assert [runstore.read_attrs(paths[s])["batch_runs"] for s in (0, 1)] == [1, 1]
+
+
+def test_train_batch_lets_go_of_a_run_as_it_leaves(tmp_path):
+    """A run that stopped is free for analysis while the rest of its batch still trains (a lent
+    GPU's session analyses each run as it finishes; with every lock held to the end, it could not)."""
+    cfgs = [groks("dream", seed) for seed in (0, 1)]
+    paths = [tmp_path / f"seed{c.seed}.h5" for c in cfgs]
+    seen = []  # per progress call: which runs another process could lock, and each run's status
+
+    def free(path):
+        try:
+            with runstore.run_lock(path):
+                return True
+        except RunLockedError:
+            return False
+
+    def progress(step, budget, row):
+        seen.append([(free(p), runstore.read_attrs(p)["status"]) for p in paths])
+
+    train_batch(cfgs, paths, progress=progress)
+    assert seen and all(status != "running" for call in seen for is_free, status in call if is_free)
+    first, last = sorted(paths, key=lambda p: runstore.read_attrs(p)["last_step"])
+    assert runstore.read_attrs(first)["last_step"] < runstore.read_attrs(last)["last_step"]
+    i, j = paths.index(first), paths.index(last)
+    assert any(call[i][0] and not call[j][0] for call in seen), "the first run to stop was never free"
+    assert not any(is_free for is_free, _ in seen[0])
 
 
 def test_refuses_what_it_cannot_batch():

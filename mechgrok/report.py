@@ -663,15 +663,15 @@ def _calibration_section(rows: list[dict]) -> str:
         base, settings = make_config(r["regime"]), reading_settings(_reading(r["variant"]))
         changed = ", ".join(f"{n} {getattr(base, n)} -> {settings[n]}" for n in stated_changes(_reading(r["variant"])))
         got = _grok_text(r) + ("" if r["finished"] else " (still training)")
-        body.append([f"`{r['variant']}`", changed, r["arm"], str(r["seed"]), got, f"{r['peak_test_acc']:.4f}",
-                     f"{r['final_train_acc']:.3f}", str(r["memorised_step"])])
+        body.append([f"`{r['variant']}`", changed, r["arm"], str(r["seed"]), r["device"] or "unknown", got,
+                     f"{r['peak_test_acc']:.4f}", f"{r['final_train_acc']:.3f}", str(r["memorised_step"])])
     return "\n".join([
         "## Calibration runs (not readings of the paper)", "",
         "These runs change a setting the manuscript states (config.STATED_FIELDS), so they enter no verdict. "
         "They test the instrument: whether this trainer and model grok at all, at settings where grokking is "
         "well documented. Memorised = first evaluation with train accuracy >= "
         f"{make_config('hard').memorised_threshold} (-1 = never).", "",
-        _md_table(["variant", "stated settings changed", "arm", "seed", "grok step", "peak test acc",
+        _md_table(["variant", "stated settings changed", "arm", "seed", "device", "grok step", "peak test acc",
                    "final train acc", "memorised"], body), "", *_calibration_notes(finished(cal)), ""])
 
 
@@ -737,6 +737,23 @@ def _paired_comparison(pairs: list[tuple[dict, dict]]) -> str:
             f"slower in {sum(_grokked_earlier(b, r) for b, r in pairs)} of {len(pairs)} seeds")
 
 
+def _device_note(pairs: list[tuple[dict, dict]]) -> str:
+    """' Seeds ... pair runs trained on two devices ...' for the pairs of ``pairs`` whose runs were
+    trained on different devices, or ''."""
+    mixed: dict[tuple[str, str], list[str]] = {}
+    for b, r in pairs:
+        if b["device"] != r["device"]:
+            mixed.setdefault((r["device"] or "unknown", b["device"] or "unknown"), []).append(str(r["seed"]))
+    if not mixed:
+        return ""
+    arm, ref = pairs[0][1]["arm"], pairs[0][0]["arm"]
+    parts = "; ".join(f"seed{'s' * (len(seeds) > 1)} {', '.join(seeds)}: {arm} on {dev}, {ref} on {dev_ref}"
+                      for (dev, dev_ref), seeds in sorted(mixed.items()))
+    return (f" Pairs trained on two devices ({parts}): both runs of a seed start from the same weights, split and "
+            "replay draws (made on the CPU from the seed), but float32 arithmetic rounds differently on the two "
+            "devices and training amplifies the difference, so such a pair differs by more than its arm.")
+
+
 def _calibration_notes(cal: list[dict]) -> list[str]:
     """Descriptive lines per calibration variant: each comparison of ``_calibration_comparisons`` over
     the same seeds, and whether the dream-early arm could replay anything there (no test: they enter no verdict)."""
@@ -749,7 +766,8 @@ def _calibration_notes(cal: list[dict]) -> list[str]:
                 each = "; ".join(f"seed {r['seed']}: {arm} {_grok_text(r)} vs {ref} {_grok_text(b)} "
                                  f"({_paired_speedup(b, r):.2f}x)" for b, r in pairs)
                 lines.append(f"- `{variant}`: {arm} vs {ref}, same seeds (time to grok at the pair's common "
-                             f"horizon; in brackets {ref} / {arm}, above 1 where {arm} grokked first): {each}.")
+                             f"horizon; in brackets {ref} / {arm}, above 1 where {arm} grokked first): {each}."
+                             + _device_note(pairs))
             if len(pairs) >= MIN_SEEDS:
                 lines.append(f"- `{variant}`: {arm} vs {ref} over these {len(pairs)} seeds (the verdict rules' "
                              f"statistics, descriptive here): {_paired_comparison(pairs)}.")

@@ -400,6 +400,9 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     # with a control arm, it is described against the baseline and the dream arm against it (C9's question)
     for s, grok in ((0, 4400), (1, None), (42, 4000)):
         synth_run(tmp_path / f"cal-c{s}.h5", "control", s, grok, **cal_settings)
+    for s in (0, 1):  # trained on a lent GPU, their pairs on the CPU
+        with runstore.RunWriter(tmp_path / f"cal-c{s}.h5") as w:
+            w.set_attrs(device="cuda")
     out, third = report.build([tmp_path], tmp_path / "rep", figures=False)
     cal = out.read_text().split("## Calibration runs", 1)[1].split("##", 1)[0]
     assert "- `hard@split=random,train_fraction=0.3,weight_decay=1.0`: dream vs control, same seeds (time to grok at " \
@@ -407,6 +410,11 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
            "4200 vs control 4400 (1.05x); seed 1: dream 3200 vs control not grokked by 20000 (6.25x); seed 42: dream " \
            "3000 vs control 4000 (1.33x)." in cal
     assert "seed 1: control not grokked by 20000 vs baseline 4400 (0.22x)" in cal
+    assert "| control | 0 | cuda | 4400 |" in cal and "| control | 42 | synthetic | 4000 |" in cal
+    assert "(0.22x); seed 42: control 4000 vs baseline 4000 (1.00x). Pairs trained on two devices (seeds 0, 1: " \
+           "control on cuda, baseline on synthetic): both runs of a seed start from the same weights" in cal
+    assert "(1.33x). Pairs trained on two devices (seeds 0, 1: dream on synthetic, control on cuda)" in cal
+    assert cal.count("Pairs trained on two devices") == 2  # not for dream vs baseline, all on one device
     assert "the paper's hard-regime steps give 1.05x (baseline 7800, control 7400)), log-rank p " in cal
     assert "the paper's hard-regime steps give 3.70x (control 7400, dream 2000)), log-rank p " in cal
     assert "dream faster in 3, slower in 0 of 3 seeds." in cal and "control faster in 0, slower in 2 of 3 seeds." in cal

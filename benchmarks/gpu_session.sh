@@ -67,6 +67,7 @@ analyse_finished() {
   state "$W"/*.paths | while read -r p st _; do
     [ "$st" = complete ] || [ "$st" = diverged ] || continue
     grep -qxF "$p" "$W/analysed" 2>/dev/null && continue
+    [ -e "$p.lock" ] && continue  # still held (a trainer removes its lock file as it lets go): next round
     if [ "$t" -lt $((END_S - 120)) ]; then what=${ANALYSES:-fourier norms}
     elif [ "$t" -lt $((END_S - 20)) ]; then what="norms"; else continue; fi
     echo "$p" >>"$W/analysed"

@@ -22,8 +22,8 @@
 #   packed at all (its finished runs are the ones that grokked early), except that the lines of
 #   WAVE1 marked "#each" (runs that are stage-1 pilots, trained at the full budget in any case)
 #   are packed run by run;
-# - finished runs get fourier, or ANALYSES, (until END_S-120) and norms (until END_S-20) on the host's CPU as
-#   soon as they finish; every launched run's state goes to OUT/launched.json.
+# - finished runs get ANALYSES (fourier norms by default) until END_S-120, then norms only until
+#   END_S-20, on the host's CPU as soon as they finish and their lock is let go; every launched run's state goes to OUT/launched.json.
 # Then the kept runs are packed (mechgrok.transport: final checkpoint only, tars of <= 15 MiB).
 #
 # Measured on an H200 (2026-11-30, one run per process, no batching): nine processes (easy b/d/c

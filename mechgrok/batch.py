@@ -171,10 +171,11 @@ class Batch:
                     run.end_event(event)
             for run in runs:
                 run.end_step(progress)
-            if not all(r.running() for r in runs):  # stopped runs leave; the rest are stacked again
+            left = [r for r in runs if not r.running()]
+            if left:  # stopped runs leave; the rest are stacked again
                 self.runs = [r for r in runs if r.running()]
-                for run in runs:
-                    if not run.running() and self.on_leave is not None:
+                for run in left:
+                    if self.on_leave is not None:
                         self.on_leave(run)
                 if self.runs:
                     self._stack()
@@ -186,8 +187,8 @@ def train_batch(cfgs: list[RunConfig], paths: list[str | Path], *, device: str =
     shorter-budget ones as ``loop.train(..., resume=True)`` does; finished runs are left).
 
     Runs held by another process are skipped. Each run's lock is let go as soon as the run
-    leaves its batch, so a finished run can be analysed while the others still train. Runs resuming from different steps are trained
-    as separate batches, one per starting step. Returns the attributes of every run trained or
+    leaves its batch, so a finished run can be analysed while the others still train. Runs
+    resuming from different steps are trained as separate batches, one per starting step. Returns the attributes of every run trained or
     already finished, and the paths that were skipped because another process trains them.
     """
     check_batchable(cfgs)

@@ -22,8 +22,13 @@
 #   packed at all (its finished runs are the ones that grokked early), except that the lines of
 #   WAVE1 marked "#each" (runs that are stage-1 pilots, trained at the full budget in any case)
 #   are packed run by run;
-# - finished runs get ANALYSES (fourier norms by default) until END_S-120, then norms only until
-#   END_S-20, on the host's CPU as soon as they finish and their lock is let go; every launched run's state goes to OUT/launched.json.
+# - finished runs get ANALYSES (fourier norms by default; those a run already has are skipped)
+#   until END_S-120, then norms only until END_S-20, on the host's CPU as soon as they finish and
+#   no live process holds their lock; every launched run's state goes to OUT/launched.json;
+# - a line's runs are all those its dry run lists (new, to resume or extend, or finished by an
+#   earlier call, so a wave that call left unfinished is packed whole now); a line the sweep
+#   refuses is logged with its error and not started.
+# tests/test_gpu_session.py runs the whole script on the CPU with a tiny wave.
 # Then the kept runs are packed (mechgrok.transport: final checkpoint only, tars of <= 15 MiB).
 #
 # Measured on an H200 (2026-11-30, one run per process, no batching): nine processes (easy b/d/c
@@ -44,9 +49,15 @@ T0=$SECONDS; mkdir -p "$RUNS" "$OUT"; W=$(mktemp -d)
 log() { echo "[$((SECONDS - T0))s] $*" | tee -a "$OUT/session.log"; }
 now() { echo $((SECONDS - T0)); }
 
-# expected paths of one sweep line (its dry run), then the sweep itself in its own process group
+# the paths of one sweep line (its dry run: new, to resume or extend, or finished by an earlier
+# call, so that a wave left unfinished then is packed whole now), then the sweep itself in its own
+# process group; a line the sweep refuses is logged with its error and not started
 start_line() {  # $1 group name, $2 sweep arguments
-  $PY -m mechgrok.sweep --dry-run --out "$RUNS" $2 2>/dev/null | awk '$1 == "new" {print $2}' >"$W/$1.paths"
+  local plan
+  if ! plan=$($PY -m mechgrok.sweep --dry-run --out "$RUNS" $2 2>&1); then
+    log "not started $1: $2: $(echo "$plan" | tail -n 1)"; : >"$W/$1.paths"; return
+  fi
+  echo "$plan" | awk '$1 ~ /^(new|resume|extend|done)$/ {print $2}' >"$W/$1.paths"
   setsid $PY -m mechgrok.sweep --device "$DEVICE" --threads 1 --out "$RUNS" $2 >>"$W/sweep.log" 2>&1 </dev/null &
   echo $! >>"$W/pids"; log "start $1 ($(wc -l <"$W/$1.paths") runs): $2"
 }
@@ -62,16 +73,18 @@ for p in sys.stdin.read().split():
     except Exception:
         print(p, "?", 0, 0, False, -1)'
 }
+# whether a live process holds the run's lock (a lock file left by a killed trainer is not held)
+held() { $PY -c 'import sys; from mechgrok.runstore import lock_held; sys.exit(0 if lock_held(sys.argv[1]) else 1)' "$1"; }
 analyse_finished() {
   local t; t=$(now)
   state "$W"/*.paths | while read -r p st _; do
     [ "$st" = complete ] || [ "$st" = diverged ] || continue
     grep -qxF "$p" "$W/analysed" 2>/dev/null && continue
-    [ -e "$p.lock" ] && continue  # still held (a trainer removes its lock file as it lets go): next round
+    held "$p" && continue  # its trainer has not let go yet: next round
     if [ "$t" -lt $((END_S - 120)) ]; then what=${ANALYSES:-fourier norms}
     elif [ "$t" -lt $((END_S - 20)) ]; then what="norms"; else continue; fi
     echo "$p" >>"$W/analysed"
-    setsid bash -c 'for a in '"$what"'; do OMP_NUM_THREADS=2 '"$PY"' -m mechgrok.analyze $a "$0" --quiet; done' \
+    setsid bash -c 'for a in '"$what"'; do OMP_NUM_THREADS=2 '"$PY"' -m mechgrok.analyze $a "$0" --quiet --missing; done' \
       "$p" >>"$W/analyze.log" 2>&1 </dev/null &
     echo $! >>"$W/apids"; log "analyse ($what) $p"
   done
@@ -96,7 +109,7 @@ done <<<"${WAVE1:-}"
 t1=$(now); launched2=0
 while [ "$(now)" -lt "$TRAIN_S" ]; do
   sleep 10; analyse_finished
-  alive=0; for p in $(cat "$W/pids"); do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+  alive=0; for p in $(cat "$W/pids" 2>/dev/null); do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
   if [ "$launched2" = 0 ] && [ -n "${WAVE2:-}" ] && { [ $(($(now) - t1)) -ge 150 ] || [ "$alive" = 0 ]; }; then
     launched2=1
     read -r done_steps left_steps <<<"$(state "$W"/w1_*.paths | awk '{d += $3; if ($2 != "complete" && $2 != "diverged") l += $4 - $3} END {print d + 0, l + 0}')"
@@ -112,7 +125,7 @@ while [ "$(now)" -lt "$TRAIN_S" ]; do
   fi
   [ "$alive" = 0 ] && { [ "$launched2" = 1 ] || [ -z "${WAVE2:-}" ]; } && break
 done
-for p in $(cat "$W/pids"); do kill -- -"$p" 2>/dev/null && log "stopped sweep $p at the training deadline"; done
+for p in $(cat "$W/pids" 2>/dev/null); do kill -- -"$p" 2>/dev/null && log "stopped sweep $p at the training deadline"; done
 sleep 2
 arunning() { local n=0; for p in $(cat "$W/apids" 2>/dev/null); do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done; echo $n; }
 while [ "$(now)" -lt "$END_S" ]; do

@@ -81,6 +81,22 @@ def test_lock_released_between_open_and_flock_is_taken_afresh(tmp_path, monkeypa
     assert not lock_path.exists()
 
 
+def test_lock_held_tells_a_live_holder_from_a_lock_file_left_by_a_killed_one(tmp_path):
+    """gpu_session.sh analyses a finished run once no one holds its lock; a lock file left behind by a
+    SIGKILLed trainer must not count as held (it would be skipped forever), and asking takes nothing."""
+    run = tmp_path / "r.h5"
+    lock_path = tmp_path / ("r.h5" + runstore.LOCK_SUFFIX)
+    assert not runstore.lock_held(run) and not lock_path.exists()
+    with runstore.run_lock(run):
+        assert runstore.lock_held(run)
+    assert not runstore.lock_held(run)
+    lock_path.write_text("")  # what a killed holder leaves: the file, no lock
+    assert not runstore.lock_held(run)
+    with runstore.run_lock(run):  # asking left no lock behind
+        assert runstore.lock_held(run)
+    assert not lock_path.exists()
+
+
 def test_a_writer_waits_out_a_reader_holding_the_file_and_gives_up_with_one_line(tmp_path, monkeypatch):
     """HDF5 locks an open file (readers share, a writer excludes). Training opens its run file once per
     batch of writes; a progress reader in another process holding it that instant made training fail

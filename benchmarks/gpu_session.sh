@@ -75,12 +75,12 @@ for p in sys.stdin.read().split():
 }
 # whether a live process holds the run's lock (a lock file left by a killed trainer is not held)
 held() { $PY -c 'import sys; from mechgrok.runstore import lock_held; sys.exit(0 if lock_held(sys.argv[1]) else 1)' "$1"; }
-analyse_finished() {
-  local t; t=$(now)
+analyse_finished() {  # W/waiting: the finished runs it left for a later round
+  local t; t=$(now); : >"$W/waiting"
   state "$W"/*.paths | while read -r p st _; do
     [ "$st" = complete ] || [ "$st" = diverged ] || continue
     grep -qxF "$p" "$W/analysed" 2>/dev/null && continue
-    held "$p" && continue  # its trainer has not let go yet: next round
+    held "$p" && { echo "$p" >>"$W/waiting"; continue; }  # its trainer has not let go yet: next round
     if [ "$t" -lt $((END_S - 120)) ]; then what=${ANALYSES:-fourier norms}
     elif [ "$t" -lt $((END_S - 20)) ]; then what="norms"; else continue; fi
     echo "$p" >>"$W/analysed"
@@ -129,7 +129,7 @@ for p in $(cat "$W/pids" 2>/dev/null); do kill -- -"$p" 2>/dev/null && log "stop
 sleep 2
 arunning() { local n=0; for p in $(cat "$W/apids" 2>/dev/null); do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done; echo $n; }
 while [ "$(now)" -lt "$END_S" ]; do
-  analyse_finished; [ "$(arunning)" = 0 ] && break; sleep 5
+  analyse_finished; [ "$(arunning)" = 0 ] && [ ! -s "$W/waiting" ] && break; sleep 5
 done
 for p in $(cat "$W/apids" 2>/dev/null); do kill -- -"$p" 2>/dev/null && log "stopped analysis $p at END_S"; done
 

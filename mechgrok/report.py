@@ -31,6 +31,11 @@ Rules shared by the claims (alpha = 0.05 throughout):
   on C3 and C7) is contradicted by one contradicted part, supported only when
   every part is, and otherwise inconclusive at the smallest n of the parts with
   runs (:meth:`Audit.joint`).
+
+A calibration (a variant that changes a stated setting) enters no verdict. Its
+runs are described in their own section, where the same rules are also applied
+to them (``calibration_rules``): what the verdicts would be if it were accepted
+as a reading, labelled as such and never mixed into the verdict tables.
 """
 
 from __future__ import annotations
@@ -672,7 +677,29 @@ def _calibration_section(rows: list[dict]) -> str:
         "well documented. Memorised = first evaluation with train accuracy >= "
         f"{make_config('hard').memorised_threshold} (-1 = never).", "",
         _md_table(["variant", "stated settings changed", "arm", "seed", "device", "grok step", "peak test acc",
-                   "final train acc", "memorised"], body), "", *_calibration_notes(finished(cal)), ""])
+                   "final train acc", "memorised"], body), "", *_calibration_notes(finished(cal)), "",
+        *[line for v in sorted({r["variant"] for r in cal}) for line in _calibration_rules(rows, v)]])
+
+
+def calibration_rules(rows: list[dict], variant: str) -> list[Verdict]:
+    """Every claim's rule (``Audit``, the code behind the verdicts) applied to a calibration variant's
+    runs, the claims it has runs for; descriptive: a calibration changes a stated setting, so what
+    the rules give there is no verdict on the paper, only what accepting it as a reading would say."""
+    return [v for v in Audit(rows, _reading(variant)).all() if v.verdict != "no runs"]
+
+
+def _calibration_rules(rows: list[dict], variant: str) -> list[str]:
+    """The section's table of ``calibration_rules`` for one variant, with each claim's notes."""
+    rules = calibration_rules(rows, variant)
+    if not rules:
+        return []
+    body = [[v.id, v.claim, v.test, f"{v.n} ({v.runs})", v.effect, v.ci, _f(v.p), v.verdict] for v in rules]
+    return [f"### The claims' rules on `{variant}` (descriptive, no verdict)", "",
+            "Each claim's rule, the same code as the verdicts, applied to these runs; claims without runs here are "
+            "left out. Its outcome is not a verdict on the paper (these runs change stated settings); it shows what "
+            "the verdicts would be if this variant were accepted as a reading of the paper.", "",
+            _md_table(["id", "claim", "test", "runs (seeds)", "effect", "95% CI", "p", "the rule gives"], body), "",
+            *[_detail_line(v) for v in rules], ""]
 
 
 def _grokked_counts(c: dict, ref: list[dict], new: list[dict]) -> str:
@@ -1246,6 +1273,10 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
                 pairs = _seed_pairs(runs, arm, ref)
                 if len(pairs) >= MIN_SEEDS:
                     text += f"; {arm} vs {ref}, same seeds: {_paired_comparison(pairs)}"
+            rules = calibration_rules(rows, variant)
+            if rules:
+                text += ("; the claims' rules on it (not verdicts): "
+                         + ", ".join(f"{v.id} {v.verdict}" for v in rules))
             lines.append(f"- `{variant}`: {text}.")
     return "\n".join(lines)
 

@@ -380,7 +380,15 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     block = report.findings(verdicts, rows, tmp_path)
     assert block.endswith("Calibration runs (they change stated settings and enter no verdict; REPORT.md, 'Calibration "
                           "runs'):\n- `hard@split=random,train_fraction=0.3,weight_decay=1.0`: baseline grokked 1/1 "
-                          "(steps 4000); dream grokked 1/1 (steps 3000).")
+                          "(steps 4000); dream grokked 1/1 (steps 3000); the claims' rules on it (not verdicts): C3 "
+                          "inconclusive at n = 1, C4 inconclusive at n = 1, C5 inconclusive at n = 1, C6 inconclusive at "
+                          "n = 0, C10 inconclusive at n = 1, C12 contradicted, C13 inconclusive at n = 1.")
+    # every claim's rule on the calibration's own runs, shown beside it, claims without runs left out
+    rules = text.split("### The claims' rules on `hard@split=random,train_fraction=0.3,weight_decay=1.0` "
+                       "(descriptive, no verdict)", 1)[1].split("\n## ", 1)[0]
+    assert "| the rule gives |" in rules and "| 1 (42) | 1/1 grokked by 3000; speed-up 1.33; " in rules
+    assert "| C1 |" not in rules and "| C9 |" not in rules and "- **C6** (inconclusive at n = 0): needs: " in rules
+    assert "**inconclusive" not in rules  # not set in bold like a verdict
     # from MIN_SEEDS pairs on, the comparison's statistics are given too, still without a verdict
     assert "over these" not in cal
     for s in (0, 1):
@@ -396,7 +404,8 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     assert [v.verdict for v in again] == [v.verdict for v in verdicts]
     block = report.findings(again, collect([tmp_path])[0], tmp_path).split("Calibration runs", 1)[1]
     assert "baseline grokked 3/3 (steps 4000, 4000, 4400); dream grokked 3/3 (steps 3000, 3200, 4200); dream vs " \
-           "baseline, same seeds: speed-up " in block and block.endswith("dream faster in 2, slower in 1 of 3 seeds.")
+           "baseline, same seeds: speed-up " in block
+    assert "dream faster in 2, slower in 1 of 3 seeds; the claims' rules on it (not verdicts): C3 " in block
     # with a control arm, it is described against the baseline and the dream arm against it (C9's question)
     for s, grok in ((0, 4400), (1, None), (42, 4000)):
         synth_run(tmp_path / f"cal-c{s}.h5", "control", s, grok, **cal_settings)
@@ -421,6 +430,8 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     assert [v.verdict for v in third] == [v.verdict for v in verdicts]
     block = report.findings(third, collect([tmp_path])[0], tmp_path).split("Calibration runs", 1)[1]
     assert "control grokked 2/3 (steps 4000, 4400)" in block and "; dream vs control, same seeds: speed-up " in block
+    rules = out.read_text().split("### The claims' rules on", 1)[1].split("\n## ", 1)[0]
+    assert "| C9 | " in rules and "| 3 (0,1,42) |" in rules  # with a control arm, C9's rule has runs too
 
 
 def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path):

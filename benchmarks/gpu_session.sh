@@ -17,7 +17,8 @@
 # Rules, chosen so that no run is kept or dropped for how it turned out:
 # - a wave is launched whole and at once; wave 2 only when the aggregate rate measured on wave 1
 #   (all run-steps done / wall time since its start, so slow starts count against it) says that
-#   wave 1's remaining worst case plus wave 2's worst case fit in 70% of the time left;
+#   wave 1's remaining worst case plus wave 2's worst case fit in 70% of the time left (steps its
+#   runs had before this call, resumed or finished by an earlier one, do not count toward the rate);
 # - at TRAIN_S every sweep still training is killed; a wave with any unfinished run is not
 #   packed at all (its finished runs are the ones that grokked early), except that the lines of
 #   WAVE1 marked "#each" (runs that are stage-1 pilots, trained at the full budget in any case)
@@ -58,6 +59,7 @@ start_line() {  # $1 group name, $2 sweep arguments
     log "not started $1: $2: $(echo "$plan" | tail -n 1)"; : >"$W/$1.paths"; return
   fi
   echo "$plan" | awk '$1 ~ /^(new|resume|extend|done)$/ {print $2}' >"$W/$1.paths"
+  state "$W/$1.paths" >"$W/$1.start"  # steps trained before this call: wave 1's rate must not count them
   setsid $PY -m mechgrok.sweep --device "$DEVICE" --threads 1 --out "$RUNS" $2 >>"$W/sweep.log" 2>&1 </dev/null &
   echo $! >>"$W/pids"; log "start $1 ($(wc -l <"$W/$1.paths") runs): $2"
 }
@@ -112,7 +114,9 @@ while [ "$(now)" -lt "$TRAIN_S" ]; do
   alive=0; for p in $(cat "$W/pids" 2>/dev/null); do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
   if [ "$launched2" = 0 ] && [ -n "${WAVE2:-}" ] && { [ $(($(now) - t1)) -ge 150 ] || [ "$alive" = 0 ]; }; then
     launched2=1
-    read -r done_steps left_steps <<<"$(state "$W"/w1_*.paths | awk '{d += $3; if ($2 != "complete" && $2 != "diverged") l += $4 - $3} END {print d + 0, l + 0}')"
+    read -r done_steps left_steps <<<"$(awk 'NR == FNR {s[$1] = $3; next} $2 == "?" {next} {d += $3 - s[$1]
+      if ($2 != "complete" && $2 != "diverged") l += $4 - $3} END {print d + 0, l + 0}' \
+      <(cat "$W"/w1_*.start) <(state "$W"/w1_*.paths))"
     rate=$((done_steps / ($(now) - t1)))
     room=$((rate * (TRAIN_S - $(now)) * 7 / 10 - left_steps))
     n=$((room / (WAVE2_RUN_STEPS * WAVE2_RUNS_PER_SEED))); seeds=""

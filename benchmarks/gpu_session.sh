@@ -50,9 +50,8 @@ T0=$SECONDS; mkdir -p "$RUNS" "$OUT"; W=$(mktemp -d)
 log() { echo "[$((SECONDS - T0))s] $*" | tee -a "$OUT/session.log"; }
 now() { echo $((SECONDS - T0)); }
 
-# the paths of one sweep line (its dry run: new, to resume or extend, or finished by an earlier
-# call, so that a wave left unfinished then is packed whole now), then the sweep itself in its own
-# process group; a line the sweep refuses is logged with its error and not started
+# the paths of one sweep line (every run its dry run lists, see the rules above), then the sweep
+# itself in its own process group
 start_line() {  # $1 group name, $2 sweep arguments
   local plan
   if ! plan=$($PY -m mechgrok.sweep --dry-run --out "$RUNS" $2 2>&1); then

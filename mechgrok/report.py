@@ -693,12 +693,12 @@ def _calibration_rules(rows: list[dict], variant: str) -> list[str]:
     rules = calibration_rules(rows, variant)
     if not rules:
         return []
-    body = [[v.id, v.claim, v.test, f"{v.n} ({v.runs})", v.effect, v.ci, _f(v.p), v.verdict] for v in rules]
     return [f"### The claims' rules on `{variant}` (descriptive, no verdict)", "",
             "Each claim's rule, the same code as the verdicts, applied to these runs; claims without runs here are "
             "left out. Its outcome is not a verdict on the paper (these runs change stated settings); it shows what "
             "the verdicts would be if this variant were accepted as a reading of the paper.", "",
-            _md_table(["id", "claim", "test", "runs (seeds)", "effect", "95% CI", "p", "the rule gives"], body), "",
+            _md_table(["id", "claim", "test", "runs (seeds)", "effect", "95% CI", "p", "the rule gives"],
+                      _verdict_rows(rules, bold=False)), "",
             *[_detail_line(v) for v in rules], ""]
 
 
@@ -895,8 +895,10 @@ STATISTICS_TEXT = """## On the manuscript's statistics
 """
 
 
-def _verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
-    return [[v.id, v.claim, v.test, f"{v.n} ({v.runs})", v.effect, v.ci, _f(v.p), f"**{v.verdict}**"]
+def _verdict_rows(verdicts: list[Verdict], bold: bool = True) -> list[list[str]]:
+    """Table rows of verdicts (``bold``: the outcome set as a verdict; not for a calibration's rules)."""
+    mark = "**" if bold else ""
+    return [[v.id, v.claim, v.test, f"{v.n} ({v.runs})", v.effect, v.ci, _f(v.p), f"{mark}{v.verdict}{mark}"]
             for v in verdicts]
 
 

@@ -458,7 +458,7 @@ def run_lock(path: str | os.PathLike):
     over on the path's current file, and two processes never both hold the lock."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = Path(str(path) + LOCK_SUFFIX)
+    lock_path = _lock_path(path)
     while True:
         try:
             fh = open(lock_path, "a")
@@ -484,7 +484,7 @@ def lock_held(path: str | os.PathLike) -> bool:
     removing it (SIGKILL) is not held. Asks with a shared lock held for an instant, so a process
     taking the lock in that same instant is refused as if the lock were held; creates nothing."""
     try:
-        fd = os.open(str(path) + LOCK_SUFFIX, os.O_RDONLY)
+        fd = os.open(_lock_path(path), os.O_RDONLY)
     except FileNotFoundError:
         return False
     try:
@@ -494,6 +494,11 @@ def lock_held(path: str | os.PathLike) -> bool:
     finally:
         os.close(fd)  # closing lets go of the shared lock, if taken
     return False
+
+
+def _lock_path(path: str | os.PathLike) -> Path:
+    """Where the lock of run file ``path`` lives: ``<path>.lock``."""
+    return Path(str(path) + LOCK_SUFFIX)
 
 
 def _same_file(fh, path: Path) -> bool:

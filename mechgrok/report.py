@@ -57,8 +57,8 @@ from . import __version__, provenance, stats
 from .config import OPEN_CHOICES, REGIMES, config_of_variant, make_config, reading_settings, stated_changes
 from .errors import MechgrokError
 from .fourier import step_or_never
-from .results import (analysed, compute_bounds_text, finished, has_file, load, process_seconds, select, shared_checkpoints,
-                      capped_loss_ratio, SUMMARY_COLUMNS, write_analyses, write_csv, write_curves)
+from .results import (analysed, compute_bounds_text, device_of, finished, has_file, load, process_seconds, select,
+                      shared_checkpoints, capped_loss_ratio, SUMMARY_COLUMNS, write_analyses, write_csv, write_curves)
 
 ALPHA = 0.05
 MIN_SEEDS = 3
@@ -668,7 +668,7 @@ def _calibration_section(rows: list[dict]) -> str:
         base, settings = make_config(r["regime"]), reading_settings(_reading(r["variant"]))
         changed = ", ".join(f"{n} {getattr(base, n)} -> {settings[n]}" for n in stated_changes(_reading(r["variant"])))
         got = _grok_text(r) + ("" if r["finished"] else " (still training)")
-        body.append([f"`{r['variant']}`", changed, r["arm"], str(r["seed"]), r["device"] or "unknown", got,
+        body.append([f"`{r['variant']}`", changed, r["arm"], str(r["seed"]), device_of(r), got,
                      f"{r['peak_test_acc']:.4f}", f"{r['final_train_acc']:.3f}", str(r["memorised_step"])])
     return "\n".join([
         "## Calibration runs (not readings of the paper)", "",
@@ -770,7 +770,7 @@ def _device_note(pairs: list[tuple[dict, dict]]) -> str:
     mixed: dict[tuple[str, str], list[str]] = {}
     for b, r in pairs:
         if b["device"] != r["device"]:
-            mixed.setdefault((r["device"] or "unknown", b["device"] or "unknown"), []).append(str(r["seed"]))
+            mixed.setdefault((device_of(r), device_of(b)), []).append(str(r["seed"]))
     if not mixed:
         return ""
     arm, ref = pairs[0][1]["arm"], pairs[0][0]["arm"]

@@ -70,6 +70,11 @@ def _batch_runs(row: dict) -> int:
     return max(1, int(row.get("batch_runs", 1) or 1))
 
 
+def device_of(row: dict) -> str:
+    """The device a run was trained on ('cpu', 'cuda'), or 'unknown' where its file does not say."""
+    return row["device"] or "unknown"
+
+
 def process_seconds(row: dict) -> float:
     """The run's share of its training process's wall time: ``wall_time_s``, divided by
     ``batch_runs`` for a run trained in a batch (whose ``wall_time_s`` is the whole batch's)."""
@@ -81,8 +86,7 @@ def compute_text(rows: list[dict], batch_note: bool = True) -> str:
     cuda (a batched run is charged 1/R of its batch)'; the note in brackets only with ``batch_note``."""
     by: dict[str, float] = {}
     for r in rows:
-        device = r["device"] or "unknown"
-        by[device] = by.get(device, 0.0) + process_seconds(r)
+        by[device_of(r)] = by.get(device_of(r), 0.0) + process_seconds(r)
     if not by:
         return "no training compute"
     parts = [f"{s / 3600:.1f} process-hours on {d}" for d, s in sorted(by.items())]

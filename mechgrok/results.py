@@ -86,7 +86,8 @@ def compute_text(rows: list[dict], batch_note: bool = True) -> str:
     cuda (a batched run is charged 1/R of its batch)'; the note in brackets only with ``batch_note``."""
     by: dict[str, float] = {}
     for r in rows:
-        by[device_of(r)] = by.get(device_of(r), 0.0) + process_seconds(r)
+        device = device_of(r)
+        by[device] = by.get(device, 0.0) + process_seconds(r)
     if not by:
         return "no training compute"
     parts = [f"{s / 3600:.1f} process-hours on {d}" for d, s in sorted(by.items())]

@@ -35,23 +35,21 @@ def dream_copy(arm_runs, tmp_path):
 def test_every_analysis_stores_results_and_leaves_training_data_alone(dream_copy, arm_runs, tmp_path):
     before = _contents(dream_copy)
     n_ckpt = len(analyze.RunView(dream_copy).checkpoints())
+    doc = (ROOT / "docs" / "run-file.md").read_text().split("One group per analysis")[1].split("## Beside")[0]
     for name in analyze.ANALYSES:
         summary = analyze.analyse(name, dream_copy)
         arrays, attrs = runstore.read_analysis(dream_copy, name)
         assert attrs["complete"] and not attrs["partial"]
         if name in ("fourier", "norms"):
             assert len(arrays["step"]) == n_ckpt and summary["checkpoints_analysed"] == n_ckpt
-    after = {k: v for k, v in _contents(dream_copy).items() if not k.startswith("analysis/")}
-    assert _same(before, after)
-    # docs/run-file.md names every dataset and attribute each group holds, in that group's rows
-    doc = (ROOT / "docs" / "run-file.md").read_text().split("One group per analysis")[1].split("## Beside")[0]
-    for name in analyze.ANALYSES:
-        arrays, attrs = runstore.read_analysis(dream_copy, name)
+        # docs/run-file.md names every dataset and attribute the group holds, in that group's rows
         rows = "\n".join(line for line in doc.splitlines() if line.startswith(f"| `{name}` |"))
         for key in [*arrays, *attrs]:
             common = key in ("complete", "partial", "last_step", "checkpoints_analysed")
             documented = re.sub(r"^(r2_(cos|sin))[0-9]+$", r"\1<k>", key)  # one probe per key frequency k
             assert f"`{documented}`" in (doc if common else rows), (name, key)
+    after = {k: v for k, v in _contents(dream_copy).items() if not k.startswith("analysis/")}
+    assert _same(before, after)
     # re-running replaces, not duplicates
     analyze.analyse("norms", dream_copy)
     with h5py.File(dream_copy, "r") as f:

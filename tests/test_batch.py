@@ -120,7 +120,7 @@ def test_train_batch_resumes_extends_skips_and_respects_locks(tmp_path):
 def test_train_batch_lets_go_of_a_run_as_it_leaves(tmp_path):
     """A run that stopped is free for analysis while the rest of its batch still trains (a lent
     GPU's session analyses each run as it finishes; with every lock held to the end, it could not)."""
-    cfgs = [groks("dream", seed) for seed in (0, 1)]
+    cfgs = [groks("dream", seed) for seed in range(4)]  # several seeds, so that two stop at different steps
     paths = [tmp_path / f"seed{c.seed}.h5" for c in cfgs]
     seen = []  # per progress call: which runs another process could lock, and each run's status
 
@@ -136,7 +136,8 @@ def test_train_batch_lets_go_of_a_run_as_it_leaves(tmp_path):
 
     train_batch(cfgs, paths, progress=progress)
     assert seen and all(status != "running" for call in seen for is_free, status in call if is_free)
-    first, last = sorted(paths, key=lambda p: runstore.read_attrs(p)["last_step"])
+    by_stop = sorted(paths, key=lambda p: runstore.read_attrs(p)["last_step"])
+    first, last = by_stop[0], by_stop[-1]
     assert runstore.read_attrs(first)["last_step"] < runstore.read_attrs(last)["last_step"]
     i, j = paths.index(first), paths.index(last)
     assert any(call[i][0] and not call[j][0] for call in seen), "the first run to stop was never free"

@@ -17,10 +17,16 @@ the statistics table. Colours are fixed per arm across all figures.
   training (heatmap), replay events marked;
 - ``fourier_<variant>``: top-5 share of W_E's spectrum, restricted and excluded loss
   over training, per analysed run;
+- ``c6logits_<variant>``: C6's logit reading, dream over baseline restricted loss per seed;
 - ``norms_<variant>``: total weight norm and distance from initialisation;
 - ``landscape_<variant>``: loss along the line from the memorisation to the grokked
   checkpoint and across replay events;
 - ``probes_<variant>``: linear-probe accuracy for (a + b) mod p per layer over training.
+
+The per-run figures (fourier, norms, landscape, probes) draw one line per run but
+name arms, not runs, in their legends (one entry per arm with its run count, and one
+per line style): a reading with dozens of seeds would otherwise get a legend taller
+than its plot. Their captions list the runs drawn.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ ARM_COLORS = {"baseline": "#4d4d4d", "dream": "#d62728", "control": "#1f77b4", "
 ARM_ORDER = tuple(ARM_COLORS)
 COLUMN = 3.4
 DOUBLE = 7.0
+MAX_NAMED_SEEDS = 8  # a legend names each seed up to this many (C6's logit figure)
+LAYER_STYLES = ("-", "--", "-.")  # probe lines per layer; dotted is the chance line
 SPEEDUP_AXES_WIDTH = 3.0  # inches of plotting area in the speed-up figure, however long its row labels
 
 
@@ -85,6 +93,45 @@ def _any_replays(rows) -> bool:
 def _mark_events(ax, steps, color, y=0.0):
     if len(steps):
         ax.plot(steps, np.full(len(steps), y), "|", color=color, markersize=3, alpha=0.6, clip_on=False)
+
+
+def _title(head: str, what: str, max_chars: int = 55) -> str:
+    """"head: what" on one line where it fits a panel about 3.4 in wide at 7 pt, else on more lines,
+    with a long reading name broken after its commas, so that it neither widens a column figure nor
+    runs into the next panel's title."""
+    if len(head) + 2 + len(what) <= max_chars:
+        return f"{head}: {what}"
+    lines = [""]
+    for part in (p + "," for p in head.split(",")):
+        if lines[-1] and len(lines[-1]) + len(part) > max_chars:
+            lines.append("")
+        lines[-1] += part
+    lines[-1] = lines[-1][:-1] + ":"
+    if len(lines[-1]) + 1 + len(what) <= max_chars:
+        return "\n".join(lines[:-1] + [f"{lines[-1]} {what}"])
+    return "\n".join(lines + [what])
+
+
+def _run_alpha(items) -> float:
+    """Opacity of one run's line: solid for a few runs, faint where dozens overlap, so the bundle shows."""
+    return 1.0 if len(items) <= 9 else 0.4
+
+
+def _arm_legend(ax, rows, styles=(), note=None, **kw) -> None:
+    """A legend that names arms, not runs: one colour entry per arm, "dream (31 runs)" or, with
+    ``note(arm)``, what it adds ("dream (3 runs; 1 never grokked: to final)"), then one entry per
+    ``(linestyle, text)`` or ``(linestyle, text, colour)`` in ``styles`` (grey by default).
+    ``kw`` goes to ``ax.legend``."""
+    from matplotlib.lines import Line2D
+
+    handles = []
+    for arm in _arms(rows):
+        n = sum(r["arm"] == arm for r in rows)
+        extra = note(arm) if note else ""
+        handles.append(Line2D([], [], color=ARM_COLORS[arm],
+                              label=f"{arm} ({n} run{'s' if n != 1 else ''}{'; ' + extra if extra else ''})"))
+    handles += [Line2D([], [], color=(st[2] if len(st) > 2 else "0.35"), ls=st[0], label=st[1]) for st in styles]
+    ax.legend(handles=handles, frameon=False, fontsize=5, **kw)
 
 
 def _runs_label(arm: str, grid, counts) -> str:
@@ -133,8 +180,8 @@ def learning_curves(rows, variant: str, out: Path, drawn: list | None = None) ->
         ax.set_ylabel(title)
         ax.set_ylim(-0.06, 1.02)
         ax.axhline(0.95, color="k", lw=0.5, ls=":")
-    axes[0].set_title(f"{variant}: median and IQR over seeds"
-                      + ("; ticks = replay events" if _any_replays(r for r, _ in with_curves) else ""))
+    axes[0].set_title(_title(variant, "median and IQR over seeds"
+                             + ("; ticks = replay events" if _any_replays(r for r, _ in with_curves) else "")))
     # below the panels: noisy train curves leave no empty corner inside them
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 3), frameon=False)
@@ -172,7 +219,7 @@ def kaplan_meier(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
     ax.set_xlabel("training step")
     ax.set_ylabel("fraction not yet grokked")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{variant}: Kaplan-Meier (+ = censored, o = median)")
+    ax.set_title(_title(variant, "Kaplan-Meier (+ = censored, o = median)"))
     ax.legend(frameon=False, loc="lower left")
     return _save(fig, out, f"km_{_safe(variant)}"), medians
 
@@ -233,7 +280,7 @@ def spectrum(row, arrays, out: Path) -> list[Path]:
         ax.plot(idx, np.full(len(idx), 0.5), "|", color="w", markersize=3, clip_on=False)
     ax.set_xlabel("checkpoint (training step)")
     ax.set_ylabel("frequency k")
-    ax.set_title(f"{row['variant']} {row['arm']} seed {row['seed']}: |W_E| per frequency")
+    ax.set_title(_title(f"{row['variant']} {row['arm']} seed {row['seed']}", "|W_E| per frequency"))
     fig.colorbar(im, ax=ax, label="norm")
     return _save(fig, out, f"spectrum_{_safe(row['variant'])}_{row['arm']}_seed{row['seed']}")
 
@@ -241,21 +288,25 @@ def spectrum(row, arrays, out: Path) -> list[Path]:
 def fourier_metrics(items, variant: str, out: Path) -> list[Path]:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4))
+    alpha = _run_alpha(items)
     for r, a, _ in items:
         c = ARM_COLORS[r["arm"]]
-        axes[0].plot(a["step"], a["top_share"], color=c, label=f"{r['arm']} s{r['seed']}")
-        axes[1].plot(a["step"], a["restricted_loss"], color=c, label=f"{r['arm']} s{r['seed']} restricted")
-        axes[1].plot(a["step"], a["excluded_loss"], color=c, ls="--", label=f"{r['arm']} s{r['seed']} excluded")
+        axes[0].plot(a["step"], a["top_share"], color=c, alpha=alpha)
+        axes[1].plot(a["step"], a["restricted_loss"], color=c, alpha=alpha)
+        axes[1].plot(a["step"], a["excluded_loss"], color=c, ls="--", alpha=alpha)
         if "logit_restricted_loss" in a:  # the logits' reading (absent from analyses stored before it)
-            axes[1].plot(a["step"], a["logit_restricted_loss"], color=c, ls=":")
+            axes[1].plot(a["step"], a["logit_restricted_loss"], color=c, ls=":", alpha=alpha)
     axes[0].set_ylabel("top-5 share of W_E energy")
     axes[1].set_ylabel("loss (nats)")
     axes[1].set_yscale("log")
     for ax in axes:
         ax.set_xlabel("training step")
-    axes[0].set_title(f"{variant}: Fourier sparsity")
+    axes[0].set_title(_title(variant, "Fourier sparsity"))
     axes[1].set_title("restricted (solid; logit keys: dotted) / excluded (dashed)", fontsize=6)
-    axes[0].legend(frameon=False, fontsize=5)
+    rows = [r for r, _, _ in items]
+    _arm_legend(axes[0], rows)
+    _arm_legend(axes[1], [], [("-", "restricted"), ("--", "excluded")]
+                + ([(":", "restricted, logit keys")] if any("logit_restricted_loss" in a for _, a, _ in items) else []))
     return _save(fig, out, f"fourier_{_safe(variant)}")
 
 
@@ -274,15 +325,19 @@ def logit_ratio(items, variant: str, out: Path) -> tuple[list[Path], list[int]]:
         return [], []
     plt = _plt()
     fig, ax = plt.subplots(figsize=(COLUMN, 2.4))
+    named = len(seeds) <= MAX_NAMED_SEEDS  # beyond that, one colour and one legend entry: the caption lists them
     for seed in seeds:
         steps, x, y = shared_checkpoints(by[seed]["dream"], by[seed]["baseline"], "logit_restricted_loss")
-        ax.plot(steps, capped_loss_ratio(x, y, p_of[seed]), marker=".", ms=2, lw=0.8, label=f"seed {seed}")
+        ax.plot(steps, capped_loss_ratio(x, y, p_of[seed]), marker=".", ms=2, lw=0.8,
+                **({"label": f"seed {seed}"} if named else
+                   {"color": ARM_COLORS["dream"], "alpha": 0.35,
+                    "label": f"one line per seed ({len(seeds)} seeds)" if seed == seeds[0] else None}))
     ax.axhline(1, color="k", lw=0.5)
     ax.axhline(2 / 3, color="k", lw=0.5, ls=":")
     ax.set_yscale("log")
     ax.set_xlabel("training step")
     ax.set_ylabel("restricted loss, dream / baseline")
-    ax.set_title(f"{variant}: logit Fourier reading", fontsize=7)
+    ax.set_title(_title(variant, "logit Fourier reading"), fontsize=7)
     ax.legend(frameon=False, fontsize=5)
     return _save(fig, out, f"c6logits_{_safe(variant)}"), seeds
 
@@ -290,41 +345,49 @@ def logit_ratio(items, variant: str, out: Path) -> tuple[list[Path], list[int]]:
 def norm_trajectories(items, variant: str, out: Path) -> list[Path]:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4))
+    alpha = _run_alpha(items)
     for r, a, _ in items:
         c = ARM_COLORS[r["arm"]]
-        axes[0].plot(a["step"], a["total"], color=c, label=f"{r['arm']} s{r['seed']}")
-        axes[1].plot(a["step"], a["dist_init"], color=c)
+        axes[0].plot(a["step"], a["total"], color=c, alpha=alpha)
+        axes[1].plot(a["step"], a["dist_init"], color=c, alpha=alpha)
     axes[0].set_ylabel("L2 norm of all weights")
     axes[1].set_ylabel("distance from initialisation (L2)")
     for ax in axes:
         ax.set_xlabel("training step")
-    axes[0].set_title(f"{variant}: weight norms")
-    axes[0].legend(frameon=False)
+    axes[0].set_title(_title(variant, "weight norms"))
+    _arm_legend(axes[0], [r for r, _, _ in items])
     return _save(fig, out, f"norms_{_safe(variant)}")
 
 
 def interpolation(items, variant: str, out: Path) -> list[Path]:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4))
+    drawn, to_final = [], set()  # runs with a memorised-to-end line; those whose end is the final checkpoint
+    alpha = _run_alpha(items)
     for r, a, _ in items:
         c = ARM_COLORS[r["arm"]]
         kinds = [str(k) for k in a["kind"]]
         for i, k in enumerate(kinds):
             if k in ("mem-alg", "mem-final"):
-                end = "grokked" if k == "mem-alg" else "final (never grokked)"
-                axes[0].plot(a["t"], a["train_loss"][i], color=c, label=f"{r['arm']} s{r['seed']} train, to {end}")
-                axes[0].plot(a["t"], a["test_loss"][i], color=c, ls="--", label=f"{r['arm']} s{r['seed']} test")
+                drawn.append(r)
+                if k == "mem-final":
+                    to_final.add(id(r))
+                axes[0].plot(a["t"], a["train_loss"][i], color=c, alpha=alpha)
+                axes[0].plot(a["t"], a["test_loss"][i], color=c, ls="--", alpha=alpha)
             elif k == "event":
                 axes[1].plot(a["t"], a["train_loss"][i], color=c, alpha=0.5)
-    axes[0].set_title(f"{variant}: memorised -> grokked (or final) checkpoint")
+    axes[0].set_title(_title(variant, "memorised -> grokked (or final) checkpoint"))
     axes[1].set_title("before -> after each replay event (train loss)")
     for ax in axes:
         ax.set_xlabel("interpolation t")
         ax.set_ylabel("loss (nats)")
         ax.axvline(0, color="k", lw=0.4, ls=":")
         ax.axvline(1, color="k", lw=0.4, ls=":")
-    if any(line.get_label() and not line.get_label().startswith("_") for line in axes[0].lines):
-        axes[0].legend(frameon=False, fontsize=5)
+    if drawn:
+        def never(arm):
+            k = sum(id(r) in to_final for r in drawn if r["arm"] == arm)
+            return f"{k} never grokked: to final" if k else ""
+        _arm_legend(axes[0], drawn, [("-", "train"), ("--", "test")], note=never)
     else:
         axes[0].text(0.5, 0.5, "no run has both a memorised\nand a grokked checkpoint", ha="center",
                      va="center", transform=axes[0].transAxes)
@@ -334,18 +397,21 @@ def interpolation(items, variant: str, out: Path) -> list[Path]:
 def probe_curves(items, variant: str, out: Path) -> list[Path]:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(COLUMN, 2.4))
+    alpha = _run_alpha(items)
     for r, a, _ in items:
         c = ARM_COLORS[r["arm"]]
         for L in range(a["acc_sum"].shape[1]):
-            ax.plot(a["step"], a["acc_sum"][:, L], color=c, ls=("-", "--", ":")[L % 3],
-                    label=f"{r['arm']} s{r['seed']} layer {L}")
+            ax.plot(a["step"], a["acc_sum"][:, L], color=c, ls=LAYER_STYLES[L % 3], alpha=alpha)
+    layers = max((a["acc_sum"].shape[1] for _, a, _ in items), default=0)
+    styles = [(LAYER_STYLES[L % 3], f"after layer {L}") for L in range(layers)]
     if items:
         chance = 1 / items[0][2]["p"]
-        ax.axhline(chance, color="k", lw=0.5, ls=":", label="chance (1/p)")
+        ax.axhline(chance, color="k", lw=0.5, ls=":")
+        styles.append((":", "chance (1/p)", "k"))
     ax.set_xlabel("training step")
-    ax.set_ylabel("probe accuracy, (a+b) mod p (held-out pairs)")
-    ax.set_title(f"{variant}: linear probes on the residual stream")
-    ax.legend(frameon=False, fontsize=5)
+    ax.set_ylabel("probe accuracy, (a+b) mod p\n(held-out pairs)")
+    ax.set_title(_title(variant, "linear probes on the residual stream"))
+    _arm_legend(ax, [r for r, _, _ in items], styles)
     return _save(fig, out, f"probes_{_safe(variant)}")
 
 

@@ -741,3 +741,61 @@ def test_c6_logits_use_the_longest_run_that_has_the_logit_series(tmp_path):
     v = report.Audit(bare).c6()
     assert (v.verdict, v.notes) == ("inconclusive at n = 0", [
         "needs: 6 runs trained again (their files are not on this machine; rows carried from the results table)"])
+
+
+def _analysed_items(seeds, arms=("baseline", "dream", "control"), p=97):
+    """(row, arrays, attrs) for every analysis figure, with planted series: one run per arm and seed."""
+    steps = np.arange(0, 5001, 500)
+    t = np.linspace(-0.25, 1.25, 7)
+    items = {"fourier": [], "norms": [], "landscape": [], "probes": []}
+    for arm in arms:
+        for s in seeds:
+            row = {"variant": "hard", "arm": arm, "seed": s, "budget": 5000}
+            decay = np.exp(-steps / (2000 + 50 * s))
+            items["fourier"].append((row, {"step": steps, "top_share": 1 - decay, "restricted_loss": 4 * decay + 1e-3,
+                                           "excluded_loss": 1 + decay, "logit_restricted_loss": 3 * decay + 1e-3},
+                                     {"p": p}))
+            items["norms"].append((row, {"step": steps, "total": 30 + 10 * decay, "dist_init": 40 * (1 - decay)},
+                                   {"p": p}))
+            kinds = ["mem-alg" if s % 2 else "mem-final", "event"]
+            items["landscape"].append((row, {"kind": np.array(kinds), "t": t, "train_loss": np.vstack([1 + t * t] * 2),
+                                             "test_loss": np.vstack([4 - t] * 2)}, {"p": p}))
+            items["probes"].append((row, {"step": steps, "acc_sum": np.stack([1 - decay, 1 - decay / 2], axis=1)},
+                                    {"p": p}))
+    return items
+
+
+def test_analysis_figures_stay_readable_with_many_seeds(tmp_path):
+    """A reading with 31 seeds per arm draws 93 lines per panel: the legend names the arms (with their run
+    counts) and the line styles, not each run, so the figure keeps its journal size and tight_layout
+    applies (it warns, and the legend grows past the plot, when every run has an entry)."""
+    def sizes(items, out, variant="hard"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # tight_layout's "not applied" is a UserWarning
+            paths = [figures.fourier_metrics(items["fourier"], variant, out)[0],
+                     figures.norm_trajectories(items["norms"], variant, out)[0],
+                     figures.interpolation(items["landscape"], variant, out)[0],
+                     figures.probe_curves(items["probes"], variant, out)[0],
+                     figures.logit_ratio(items["fourier"], variant, out)[0][0]]
+        return {p.stem.split("_")[0]: _png_size(p) for p in paths}
+
+    few, many = sizes(_analysed_items(range(3)), tmp_path / "few"), sizes(_analysed_items(range(31)), tmp_path / "many")
+    for name, (_, h) in many.items():
+        assert h <= 2.4 * 300 * 1.1, name  # 2.4 in at 300 dpi, plus what bbox_inches="tight" trims or adds
+        assert abs(h - few[name][1]) <= 30, name  # as tall as with 3 seeds: no legend spilling below the plot
+    # a long reading name goes on its own title line instead of widening a figure past its journal width
+    long = sizes(_analysed_items(range(3)), tmp_path / "long", "hard@split=random,train_fraction=0.3,lr=0.001,weight_decay=1.0")
+    for name, (w, _) in long.items():
+        assert w <= few[name][0] + 30, name
+    assert figures._title("hard", "weight norms") == "hard: weight norms"
+    assert figures._title("hard@split=random,train_fraction=0.3,lr=0.001,weight_decay=1.0", "weight norms") == \
+        "hard@split=random,train_fraction=0.3,lr=0.001,\nweight_decay=1.0: weight norms"
+    # the legend itself: one entry per arm with its run count, then the line styles
+    plt = figures._plt()
+    fig, ax = plt.subplots()
+    rows = [r for r, _, _ in _analysed_items(range(31))["landscape"]]
+    figures._arm_legend(ax, rows, [("-", "train"), ("--", "test")], note=lambda arm: "15 never grokked: to final")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(fig)
+    assert labels == ["baseline (31 runs; 15 never grokked: to final)", "dream (31 runs; 15 never grokked: to final)",
+                      "control (31 runs; 15 never grokked: to final)", "train", "test"]

@@ -362,16 +362,14 @@ def norm_trajectories(items, variant: str, out: Path) -> list[Path]:
 def interpolation(items, variant: str, out: Path) -> list[Path]:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4))
-    drawn, to_final = [], set()  # runs with a memorised-to-end line; those whose end is the final checkpoint
+    drawn = []  # (run, whether its end is the final checkpoint) per memorised-to-end line
     alpha = _run_alpha(items)
     for r, a, _ in items:
         c = ARM_COLORS[r["arm"]]
         kinds = [str(k) for k in a["kind"]]
         for i, k in enumerate(kinds):
             if k in ("mem-alg", "mem-final"):
-                drawn.append(r)
-                if k == "mem-final":
-                    to_final.add(id(r))
+                drawn.append((r, k == "mem-final"))
                 axes[0].plot(a["t"], a["train_loss"][i], color=c, alpha=alpha)
                 axes[0].plot(a["t"], a["test_loss"][i], color=c, ls="--", alpha=alpha)
             elif k == "event":
@@ -385,9 +383,9 @@ def interpolation(items, variant: str, out: Path) -> list[Path]:
         ax.axvline(1, color="k", lw=0.4, ls=":")
     if drawn:
         def never(arm):
-            k = sum(id(r) in to_final for r in drawn if r["arm"] == arm)
+            k = sum(final for r, final in drawn if r["arm"] == arm)
             return f"{k} never grokked: to final" if k else ""
-        _arm_legend(axes[0], drawn, [("-", "train"), ("--", "test")], note=never)
+        _arm_legend(axes[0], [r for r, _ in drawn], [("-", "train"), ("--", "test")], note=never)
     else:
         axes[0].text(0.5, 0.5, "no run has both a memorised\nand a grokked checkpoint", ha="center",
                      va="center", transform=axes[0].transAxes)

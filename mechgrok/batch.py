@@ -44,7 +44,7 @@ import torch
 from . import fastpath, runstore
 from .config import RunConfig
 from .errors import ConfigError, MechgrokError, RunLockedError
-from .loop import _Run, grokfast_filter, torch_device
+from .loop import _Run, grokfast_filter, torch_device, torch_threads
 from .model import per_example_loss
 
 BATCHABLE_ARMS = ("baseline", "dream", "control", "grokfast")
@@ -193,11 +193,9 @@ def train_batch(cfgs: list[RunConfig], paths: list[str | Path], *, device: str =
     """
     check_batchable(cfgs)
     dev = torch_device(device)
-    if threads:
-        torch.set_num_threads(threads)
     paths = [Path(p) for p in paths]
     locked, trained, holds = [], [], {}
-    with contextlib.ExitStack() as stack:
+    with torch_threads(threads), contextlib.ExitStack() as stack:
         members: list[_Member] = []
         for cfg, path in zip(cfgs, paths):
             holds[path] = hold = stack.enter_context(contextlib.ExitStack())  # closed early when the run leaves

@@ -24,6 +24,7 @@ when the training loss stops being finite (status ``diverged``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import platform
@@ -63,12 +64,26 @@ def train(cfg: RunConfig, path: str | Path, *, resume: bool = False, overwrite: 
     with runstore.run_lock(path):
         plan = runstore.prepare(path, cfg, resume=resume, overwrite=overwrite)
         if plan != "done":
-            if threads:
-                torch.set_num_threads(threads)
-            run = _Run(cfg, Path(path), dev)
-            run.restore() if plan in ("resume", "extend") else run.create()
-            run.fit(progress)
+            with torch_threads(threads):
+                run = _Run(cfg, Path(path), dev)
+                run.restore() if plan in ("resume", "extend") else run.create()
+                run.fit(progress)
     return runstore.read_attrs(path)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Train on ``threads`` intra-op CPU threads (None: as set), then give the process its
+    setting back. One thread makes a CPU run bitwise reproducible from its seed; on more,
+    the same seed measured different grok steps from run to run
+    (``benchmarks/bench_threads.py``)."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def torch_device(device: str) -> torch.device:

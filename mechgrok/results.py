@@ -44,7 +44,7 @@ COLUMNS = ("variant", "regime", "split", "batch_size", "arm", "seed", "status", 
            "memorised_step", "events", "extra_updates", "regular_passes", "extra_passes", "surprise_ratio",
            "selected_surprise", "event_drop", "event_test_change", "emergence_step", "emergence_event_distance",
            "final_top_share", "logit_emergence_step", "final_logit_restricted_loss", "median_event_ratio", "mem_alg_barrier_train", "mem_alg_chord_barrier_train",
-           "mem_final_chord_barrier_train", "median_event_barrier_train", "probe_acc_sum", "device", "batch_runs",
+           "mem_final_chord_barrier_train", "median_event_barrier_train", "probe_acc_sum", "device", "threads", "batch_runs",
            "denormals_flushed", "config_hash", "wall_time_s", "path")
 
 # summaries of the analyses stored in a run file: column -> (analysis, attribute)
@@ -201,7 +201,8 @@ def summarise(path: str | os.PathLike) -> dict:
         "regular_passes": int(attrs.get("passes_fwd_regular", 0)), "extra_passes": int(attrs.get("passes_fwd_extra", 0)),
         "surprise_ratio": ratio, "selected_surprise": float(np.mean(sel)) if replayed.any() else math.nan,
         "event_drop": drop, "event_test_change": change, **_analysis_summaries(path),
-        "device": str(attrs.get("device", "")), "batch_runs": int(attrs.get("batch_runs", 1)),
+        "device": str(attrs.get("device", "")), "threads": int(attrs.get("threads", 0)),  # 0: not recorded
+        "batch_runs": int(attrs.get("batch_runs", 1)),
         "denormals_flushed": bool(attrs.get("denormals_flushed", False)),  # absent: trained before the flag
         "config_hash": str(attrs.get("config_hash", cfg.config_hash())),
         "wall_time_s": float(attrs.get("wall_time_s", math.nan)), "path": str(path),
@@ -472,7 +473,7 @@ def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
 
 def read_csv(path: str | os.PathLike) -> list[dict]:
     ints = ("seed", "time_to_grok", "budget", "steps_trained", "memorised_step", "events", "extra_updates",
-            "regular_passes", "extra_passes", "batch_runs")
+            "regular_passes", "extra_passes", "threads", "batch_runs")
     floats = ("peak_test_acc", "final_test_acc", "final_train_acc", "surprise_ratio", "selected_surprise",
               "wall_time_s", *EVENT_EFFECT_COLUMNS, *SUMMARY_COLUMNS)
     try:
@@ -486,6 +487,7 @@ def _read_csv(path, ints, floats) -> list[dict]:
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
             r.setdefault("batch_runs", "1")  # tables written before these columns existed
+            r.setdefault("threads", "0")  # unknown
             r.setdefault("denormals_flushed", "False")  # every run before the flag kept subnormals
             r.setdefault("steps_trained", r["time_to_grok"] if r["grokked"] != "True" else "-1")
             for k in (*EVENT_EFFECT_COLUMNS, *SUMMARY_COLUMNS):

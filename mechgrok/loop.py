@@ -78,8 +78,10 @@ def torch_threads(threads: int | None):
     the same seed measured different grok steps from run to run
     (``benchmarks/bench_threads.py``)."""
     before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    if not threads or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
     try:
         yield
     finally:

@@ -402,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seeds", default="42", help="e.g. 0-19 or 42,0-2 (42)")
     ap.add_argument("--out", default="runs", help="root folder of run files (runs/)")
     ap.add_argument("--workers", type=int, help="worker processes (one per core)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (1)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads per worker (1: bitwise reproducible from the seed, and the fastest layout)")
     ap.add_argument("--device", default="cpu", help="torch device of every worker (cpu)")
     ap.add_argument("--backend", default="local", help="local (a process pool) or ray (local)")
     ap.add_argument("--address", help="ray: address of an existing cluster (host:port, ray://host:port, auto); "

@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--resume", action="store_true", help="continue an unfinished run from its last resume state")
     ap.add_argument("--overwrite", action="store_true", help="replace a run file that holds another run")
     ap.add_argument("--device", default="cpu", help="torch device (cpu)")
-    ap.add_argument("--threads", type=int, help="torch CPU threads (torch's default)")
+    ap.add_argument("--threads", type=int,
+                    help="torch CPU threads (torch's default; only 1 makes a CPU run bitwise reproducible from its seed)")
     ap.add_argument("--quiet", action="store_true", help="no progress display")
     return ap
 

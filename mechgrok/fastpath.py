@@ -55,7 +55,10 @@ def forward(P: dict[str, torch.Tensor], cfg, tokens: torch.Tensor) -> torch.Tens
     n, seq = tokens.shape
     heads, d_head = cfg.n_heads, cfg.d_head
     scale = math.sqrt(d_head)
-    x = P["embed.weight"][tokens] + P["pos_embed.weight"][:seq]
+    # F.embedding, not P["embed.weight"][tokens]: on the CPU the indexing's backward accumulates rows
+    # with atomic adds across threads, so on 2+ threads its sum order (and the run) changed from run to
+    # run; the embedding's backward is deterministic, and on 1 thread bitwise equal to the indexing's
+    x = F.embedding(tokens, P["embed.weight"]) + P["pos_embed.weight"][:seq]
     mask = torch.triu(torch.ones(seq, seq, dtype=torch.bool, device=tokens.device), diagonal=1)
     for layer in range(cfg.n_layers):
         b = f"blocks.{layer}."

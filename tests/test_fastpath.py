@@ -73,3 +73,21 @@ def test_layer_norm_models_use_the_full_forward():
     assert not fastpath.supports(model)
     x = torch.as_tensor(encode(np.arange(10), 13)[0])
     assert torch.equal(last_logits(model, x, fast=True), model(x)[:, -1])
+
+
+def test_gradients_are_the_same_on_every_pass_on_two_threads():
+    # the token embedding's gradient once came from the backward of an index, which on the CPU adds rows
+    # with atomic adds across threads: on two threads repeated passes gave different sums
+    cfg = make_config("hard", seed=5)
+    model = build_model(cfg)
+    train_idx, _ = split_indices(cfg)
+    x, y = (torch.as_tensor(t) for t in encode(train_idx, cfg.p))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _, first = _logits_and_grads(model, x, y, fast=True)
+        for _ in range(30):
+            _, again = _logits_and_grads(model, x, y, fast=True)
+            assert all(torch.equal(again[name], first[name]) for name in first)
+    finally:
+        torch.set_num_threads(threads)

@@ -74,9 +74,9 @@ def train(cfg: RunConfig, path: str | Path, *, resume: bool = False, overwrite: 
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
     """Train on ``threads`` intra-op CPU threads (None: as set), then give the process its
-    setting back. One thread makes a CPU run bitwise reproducible from its seed; on more,
-    the same seed measured different grok steps from run to run
-    (``benchmarks/bench_threads.py``)."""
+    setting back. A run's arithmetic depends only on its seed and thread count
+    (``benchmarks/bench_threads.py``); trained on 2+ threads before fastpath's F.embedding
+    (2026-12-06), the same seed gave different runs from one time to the next."""
     before = torch.get_num_threads()
     if not threads or threads == before:
         yield

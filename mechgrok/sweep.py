@@ -403,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default="runs", help="root folder of run files (runs/)")
     ap.add_argument("--workers", type=int, help="worker processes (one per core)")
     ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads per worker (1: bitwise reproducible from the seed, and the fastest layout)")
+                    help="torch threads per worker (1: one worker per core is the fastest layout)")
     ap.add_argument("--device", default="cpu", help="torch device of every worker (cpu)")
     ap.add_argument("--backend", default="local", help="local (a process pool) or ray (local)")
     ap.add_argument("--address", help="ray: address of an existing cluster (host:port, ray://host:port, auto); "

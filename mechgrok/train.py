@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--overwrite", action="store_true", help="replace a run file that holds another run")
     ap.add_argument("--device", default="cpu", help="torch device (cpu)")
     ap.add_argument("--threads", type=int,
-                    help="torch CPU threads (torch's default; only 1 makes a CPU run bitwise reproducible from its seed)")
+                    help="torch CPU threads (torch's default; recorded in the run file)")
     ap.add_argument("--quiet", action="store_true", help="no progress display")
     return ap
 

@@ -120,8 +120,8 @@ def test_train_batch_resumes_extends_skips_and_respects_locks(tmp_path):
 def test_train_batch_lets_go_of_a_run_as_it_leaves(tmp_path):
     """A run that stopped is free for analysis while the rest of its batch still trains (a lent
     GPU's session analyses each run as it finishes; with every lock held to the end, it could not)."""
-    # one thread, so the stops are the same on every run (on two, CPU load moved them: two CIs saw all four
-    # seeds stop at 200); on one thread these four stop at 200, 200, 200 and 150
+    # these four stop at 200, 200, 200 and 150 (before fee6336, on two threads under load, the embedding
+    # gradient's sum order varied and two CIs saw all four stop at 200); one thread, to check it is given back
     cfgs = [groks("dream", seed) for seed in range(4)]  # several seeds, so that two stop at different steps
     paths = [tmp_path / f"seed{c.seed}.h5" for c in cfgs]
     seen = []  # per progress call: which runs another process could lock, and each run's status

@@ -16,7 +16,7 @@ from test_loop import _contents, _same
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
-    flags = [f for f in TINY_FLAGS if f != "--quiet"] + ["--threads", 1]  # bitwise only on 1 thread
+    flags = [f for f in TINY_FLAGS if f != "--quiet"]
     flags[flags.index("--steps") + 1] = 600
     path = tmp_path / "killed.h5"
     proc = subprocess.Popen([sys.executable, "-m", "mechgrok.train", *map(str, flags), "--arm", "dream",
@@ -36,11 +36,10 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert {"0000000_end", "0000100_before", "0000300_end"} <= names
     assert runstore.read_checkpoint(path, "0000300_end")["embed.weight"].shape == (14, 128)
 
-    resumed = run_cli(*TINY_FLAGS, "--steps", 600, "--threads", 1, "--arm", "dream", "--seed", 0, "--run-file", path,
-                      "--resume")
+    resumed = run_cli(*TINY_FLAGS, "--steps", 600, "--arm", "dream", "--seed", 0, "--run-file", path, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     reference = tmp_path / "reference.h5"
-    train(tiny("dream", steps=600), reference, threads=1)
+    train(tiny("dream", steps=600), reference)
     assert _same(_contents(path), _contents(reference))
     a, b = runstore.read_attrs(path), runstore.read_attrs(reference)
     for key in ("status", "last_step", "grok_step", "time_to_grok", "memorised_step",

@@ -495,6 +495,21 @@ def test_findings_name_the_claims_one_reading_decides_and_another_leaves_open(tm
     assert line == "C1 (`stated`: contradicted; `split=random`: inconclusive at n = 2)."
 
 
+def test_the_report_and_findings_name_the_versions_that_made_them(tmp_path):
+    """pyproject.toml gives lower bounds only, so the report names the installed version of every package
+    its numbers and figures come from (matplotlib draws the figures: another version may differ in pixels)."""
+    from importlib import metadata
+
+    synth_run(tmp_path / "b0.h5", "baseline", 0, None)
+    rows, _ = collect([tmp_path])
+    head = report.findings(report.Audit(rows, "").all(), rows, tmp_path).splitlines()[0]
+    report.build([tmp_path], tmp_path / "out", figures=False)
+    header = (tmp_path / "out" / "REPORT.md").read_text().splitlines()[2]
+    for package in ("torch", "transformer-lens", "numpy", "scipy", "scikit-learn", "h5py", "matplotlib"):
+        assert f"{package} {metadata.version(package)}" in head, (package, head)
+        assert f"{package} {metadata.version(package)}" in header, (package, header)
+
+
 def test_compute_is_bounded_by_each_seeds_longest_run_and_every_run(tmp_path):
     """A seed run at two budgets: the longer run, if extended from the shorter, carries the shorter
     run's time (the longest alone is the total); if trained separately, both count. The run file does

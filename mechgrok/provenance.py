@@ -1,5 +1,6 @@
 """Which code produced a file: the git commit of the ``mechgrok/`` folder, and whether the
-folder differs from it.
+folder differs from it; and, for the report, the installed versions of the packages its numbers
+and figures come from (``versions_text``).
 
 One function serves the run files (``mechgrok.loop.run_metadata``: attributes ``git_commit``
 and ``git_uncommitted_changes``) and the report's header (``mechgrok.report``), so the two
@@ -9,9 +10,18 @@ cannot disagree about what "the commit" means.
 from __future__ import annotations
 
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
+from . import __version__
+
 HERE = Path(__file__).parent
+
+# The installed packages the committed results depend on: training (torch, transformer-lens), run files
+# (h5py), statistics (numpy, scipy), probes (scikit-learn) and figures (matplotlib). pyproject.toml gives
+# lower bounds only, so the report names the versions that produced it: another matplotlib may draw
+# different pixels from the same values.
+RESULT_PACKAGES = ("torch", "transformer-lens", "numpy", "scipy", "scikit-learn", "h5py", "matplotlib")
 
 
 def git_state(here: Path = HERE, short: bool = False) -> tuple[str, bool]:
@@ -38,3 +48,8 @@ def describe(here: Path = HERE) -> str:
     """The short commit, with " + uncommitted changes to mechgrok/" when the folder differs from it."""
     commit, uncommitted = git_state(here, short=True)
     return commit + (" + uncommitted changes to mechgrok/" if uncommitted else "")
+
+
+def versions_text() -> str:
+    """'mechgrok V, torch V, ...': the installed versions of mechgrok and of ``RESULT_PACKAGES``."""
+    return ", ".join([f"mechgrok {__version__}"] + [f"{p} {metadata.version(p)}" for p in RESULT_PACKAGES])

@@ -751,17 +751,21 @@ def _calibration_comparisons(runs: list[dict]) -> list[tuple[str, str]]:
 
 def _paired_comparison(pairs: list[tuple[dict, dict]]) -> str:
     """The speed-up of the second runs of ``pairs`` over the first (ratio of Kaplan-Meier medians,
-    bootstrap interval, log-rank p) and in how many seeds the second was faster or slower."""
+    bootstrap interval, log-rank p), in how many seeds the second was faster or slower, and the sign
+    test of those counts (stats.sign_test; it uses the pairing by seed, which the unpaired log-rank
+    test ignores)."""
     c = stats.compare([b for b, _ in pairs], [r for _, r in pairs])
     ci = _ci(c["speedup_lo"], c["speedup_hi"])
     arm, ref = pairs[0][1]["arm"], pairs[0][0]["arm"]
     steps = PAPER["hard_grok"]
     claimed = (f"; the paper's hard-regime steps give {steps[ref] / steps[arm]:.2f}x ({ref} {steps[ref]}, {arm} "
                f"{steps[arm]})" if pairs[0][0]["regime"] == "hard" and arm in steps and ref in steps else "")
+    faster, slower = sum(_grokked_earlier(r, b) for b, r in pairs), sum(_grokked_earlier(b, r) for b, r in pairs)
+    sign = (f" (two-sided sign test on the {faster + slower} that differ, paired by seed: p "
+            f"{_f(stats.sign_test(faster, slower))})" if faster + slower else "")
     return (f"{_speedup_effect(c, *zip(*pairs))}{'' if ci == 'n/a' else ' ' + ci} (ratio of Kaplan-Meier medians"
-            f"{claimed}), log-rank p "
-            f"{_f(c['logrank_p'])}; {arm} faster in {sum(_grokked_earlier(r, b) for b, r in pairs)}, "
-            f"slower in {sum(_grokked_earlier(b, r) for b, r in pairs)} of {len(pairs)} seeds")
+            f"{claimed}), log-rank p {_f(c['logrank_p'])}; {arm} faster in {faster}, slower in {slower} of "
+            f"{len(pairs)} seeds{sign}")
 
 
 def _device_note(pairs: list[tuple[dict, dict]]) -> str:

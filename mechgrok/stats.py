@@ -248,6 +248,18 @@ def median_at_most(successes: int, n: int) -> float:
     return float(binom.cdf(successes, n, 0.5)) if n else math.nan
 
 
+def sign_test(earlier: int, later: int) -> float:
+    """Two-sided exact sign test of paired runs: ``earlier`` seeds in which one arm grokked first,
+    ``later`` in which the other did, seeds with no difference dropped. Null hypothesis: within a seed
+    the two arms are exchangeable, so each seed that differs is equally likely to go either way.
+    Assumes independent seeds; uses only the direction of each difference, not its size. nan
+    without a seed that differs."""
+    from scipy.stats import binomtest
+
+    n = earlier + later
+    return float(binomtest(earlier, n, 0.5).pvalue) if n else math.nan
+
+
 def mean_interval(x, level: float = 0.95, n_boot: int = N_BOOT, seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
     """Mean with a seeded percentile bootstrap interval (nan interval below 2 values).
     Assumes independent observations; rough for very few."""

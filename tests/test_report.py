@@ -399,13 +399,14 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     assert "dream vs baseline over these 3 seeds (the verdict rules' statistics, descriptive here): speed-up " in cal
     assert "(ratio of Kaplan-Meier medians; the paper's hard-regime steps give 3.90x (baseline 7800, dream 2000)), " \
            "log-rank p " in cal
-    assert "dream faster in 2, slower in 1 of 3 seeds." in cal
+    assert "dream faster in 2, slower in 1 of 3 seeds (two-sided sign test on the 3 that differ, paired by seed: " \
+           "p 1)." in cal
     assert "vs control" not in cal  # no control run in this variant yet
     assert [v.verdict for v in again] == [v.verdict for v in verdicts]
     block = report.findings(again, collect([tmp_path])[0], tmp_path).split("Calibration runs", 1)[1]
     assert "baseline grokked 3/3 (steps 4000, 4000, 4400); dream grokked 3/3 (steps 3000, 3200, 4200); dream vs " \
            "baseline, same seeds: speed-up " in block
-    assert "dream faster in 2, slower in 1 of 3 seeds; the claims' rules on it (not verdicts): C3 " in block
+    assert "dream faster in 2, slower in 1 of 3 seeds (two-sided sign test on the 3 that differ, paired by seed: p 1); the claims' rules on it (not verdicts): C3 " in block
     # with a control arm, it is described against the baseline and the dream arm against it (C9's question)
     for s, grok in ((0, 4400), (1, None), (42, 4000)):
         synth_run(tmp_path / f"cal-c{s}.h5", "control", s, grok, **cal_settings)
@@ -426,7 +427,10 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     assert cal.count("Pairs trained on two devices") == 2  # not for dream vs baseline, all on one device
     assert "the paper's hard-regime steps give 1.05x (baseline 7800, control 7400)), log-rank p " in cal
     assert "the paper's hard-regime steps give 3.70x (control 7400, dream 2000)), log-rank p " in cal
-    assert "dream faster in 3, slower in 0 of 3 seeds." in cal and "control faster in 0, slower in 2 of 3 seeds." in cal
+    assert "dream faster in 3, slower in 0 of 3 seeds (two-sided sign test on the 3 that differ, paired by seed: " \
+           "p 0.25)." in cal
+    assert "control faster in 0, slower in 2 of 3 seeds (two-sided sign test on the 2 that differ, paired by seed: " \
+           "p 0.5)." in cal
     assert [v.verdict for v in third] == [v.verdict for v in verdicts]
     block = report.findings(third, collect([tmp_path])[0], tmp_path).split("Calibration runs", 1)[1]
     assert "control grokked 2/3 (steps 4000, 4400)" in block and "; dream vs control, same seeds: speed-up " in block

@@ -37,6 +37,14 @@ def test_logrank_by_hand():
     assert all(math.isnan(v) for v in stats.logrank([5, 5], [False, False], [5], [False]))
 
 
+def test_sign_test_by_hand():
+    # 5 of 6 differing seeds one way: P(X <= 1) = (1 + 6) / 64 under Binomial(6, 1/2), doubled
+    assert stats.sign_test(5, 1) == pytest.approx(14 / 64)
+    assert stats.sign_test(1, 5) == stats.sign_test(5, 1)
+    assert stats.sign_test(3, 0) == pytest.approx(0.25) and stats.sign_test(2, 2) == 1.0
+    assert math.isnan(stats.sign_test(0, 0))
+
+
 def test_mann_whitney_and_permutation_by_hand():
     # exact: U = 0 is 1 of the 6 equally likely orderings of 2 vs 2, two-sided -> 2/6
     assert stats.mann_whitney([1, 2], [3, 4]) == pytest.approx(1 / 3)

@@ -225,23 +225,41 @@ def kaplan_meier(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
 
 
 def speedup(rows, out: Path) -> tuple[list[Path], dict]:
+    """Speed-up over baseline per arm and reading, with its bootstrap interval. An interval end at 0 or
+    infinity (some resamples have no Kaplan-Meier median within the budget) is drawn to the axis edge
+    with an arrowhead and written out, so an unbounded interval never looks like a precise point.
+    Returns the figure's paths and, per (variant, arm), {"ratio", "lo", "hi", "drawn": (x0, x1) or
+    None, "open": the unbounded ends, "", "left", "right" or "both"}."""
     plt = _plt()
     lines = [ln for ln in stats.table(rows) if "speedup" in ln]
     fig, ax = plt.subplots(figsize=(COLUMN, 1.0 + 0.22 * max(len(lines), 1)))
+    ends = [x for ln in lines for x in (ln["speedup"], ln["speedup_lo"], ln["speedup_hi"]) if math.isfinite(x) and x > 0]
+    x_min, x_max = min([0.2] + [x / 1.25 for x in ends]), max([20.0] + [x * 1.25 for x in ends])
     plotted = {}
     for i, ln in enumerate(lines):
         r, lo, hi = ln["speedup"], ln["speedup_lo"], ln["speedup_hi"]
-        label = f"{ln['variant']} {ln['arm']}"
-        plotted[(ln["variant"], ln["arm"])] = (r, lo, hi)
         color = ARM_COLORS.get(ln["arm"], "k")
-        if math.isfinite(r) and r > 0:
+        has_ratio = math.isfinite(r) and r > 0
+        bounded = not (math.isnan(lo) or math.isnan(hi))  # nan: no interval at all
+        left_open, right_open = bounded and not lo > 0, bounded and math.isinf(hi)
+        drawn, opened = None, {(False, False): "", (True, False): "left", (False, True): "right",
+                               (True, True): "both"}[(left_open, right_open)]
+        if has_ratio:
             ax.plot([r], [i], "o", color=color, markersize=3)
-        if math.isfinite(lo) and math.isfinite(hi) and lo > 0:
-            ax.plot([lo, hi], [i, i], color=color)
-        if not (math.isfinite(r) and r > 0):
+            if bounded:
+                drawn = (x_min if left_open else lo, x_max if right_open else hi)
+                ax.plot(drawn, [i, i], color=color)
+                for x, shape in ((drawn[0], "<"), (drawn[1], ">")):
+                    if (shape == "<" and left_open) or (shape == ">" and right_open):
+                        ax.plot([x], [i], shape, color=color, markersize=3, clip_on=False)
+                if opened:
+                    ax.text(r, i + 0.28, f"95% CI [{_g(lo)}, {_g(hi)}]: unbounded", ha="center", va="bottom",
+                            fontsize=4.5, color=color)
+        else:
             ax.text(1, i, " no ratio: neither arm's KM median within budget" if math.isnan(r) else f" ratio {r}",
                     va="center", fontsize=5, zorder=3,
                     bbox=dict(facecolor="white", edgecolor="none", pad=0.5))  # drawn over the 3.7x line
+        plotted[(ln["variant"], ln["arm"])] = {"ratio": r, "lo": lo, "hi": hi, "drawn": drawn, "open": opened}
     ax.set_yticks(range(len(lines)), [f"{ln['variant']} {ln['arm']}" for ln in lines])
     ax.set_xscale("log")
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
@@ -250,8 +268,7 @@ def speedup(rows, out: Path) -> tuple[list[Path], dict]:
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_ylim(-0.7, len(lines) - 0.3)
-    ends = [x for v in plotted.values() for x in v if math.isfinite(x) and x > 0]
-    ax.set_xlim(min([0.2] + [x / 1.25 for x in ends]), max([20.0] + [x * 1.25 for x in ends]))
+    ax.set_xlim(x_min, x_max)
     ax.axvline(1, color="k", lw=0.5, ls=":")
     ax.axvline(3.7, color="#d62728", lw=0.5, ls="--")
     ax.set_xlabel("speed-up over baseline (KM median ratio, 95% bootstrap CI); dashed = paper's 3.7x")
@@ -260,6 +277,11 @@ def speedup(rows, out: Path) -> tuple[list[Path], dict]:
     label_width = max((t.get_window_extent().width for t in ax.get_yticklabels()), default=0.0) / fig.dpi
     fig.set_size_inches(max(COLUMN, label_width + SPEEDUP_AXES_WIDTH + 0.5), fig.get_size_inches()[1])
     return _save(fig, out, "speedup"), plotted
+
+
+def _g(x: float) -> str:
+    """An interval end for a figure: 3 significant digits, 'inf' for infinity."""
+    return "inf" if math.isinf(x) else f"{x:.3g}"
 
 
 # ---- from /analysis --------------------------------------------------------------------------------
@@ -472,8 +494,10 @@ def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None =
     if any("speedup" in ln for ln in stats.table(fin)):
         new = speedup(fin, out)[0]
         captions[new[0].stem] = ("Speed-up over baseline per arm and reading: ratio of Kaplan-Meier median times to "
-                                 "grok, with a 95% bootstrap interval; where a median lies beyond the budget there is "
-                                 "no ratio (said in the plot); dashed: the paper's 3.7x.")
+                                 "grok, with a 95% bootstrap interval; an interval end at 0 or infinity (resamples "
+                                 "without a median within the budget) runs to the axis edge, with an arrowhead, and "
+                                 "is written above its row; where a median lies beyond the budget there is no ratio "
+                                 "(said in the plot); dashed: the paper's 3.7x.")
         paths += new
     for name, fn in (("fourier", fourier_metrics), ("norms", norm_trajectories), ("landscape", interpolation),
                      ("probes", probe_curves)):

@@ -181,7 +181,7 @@ def test_report_and_figures_from_run_files(tmp_path):
     for arm, m in medians.items():
         assert m == table[arm]["median"]
     _, plotted = figures.speedup(rows, tmp_path / "figs")
-    assert plotted[("hard", "dream")][0] == pytest.approx(table["dream"]["speedup"])
+    assert plotted[("hard", "dream")]["ratio"] == pytest.approx(table["dream"]["speedup"])
     assert (tmp_path / "figs" / "km_hard.pdf").stat().st_size > 1000
     # the learning-curve caption promises replay ticks only where an arm drawn replays
     caps, caps_base = {}, {}
@@ -197,6 +197,28 @@ def test_report_and_figures_from_run_files(tmp_path):
         figures.speedup([{**r, "variant": long} for r in rows], tmp_path / "long")
     width = {d: _png_size(tmp_path / d / "speedup.png")[0] for d in ("figs", "long")}
     assert width["long"] > width["figs"] + 300 * 2  # 300 dpi: the longer labels add over 2 inches
+
+
+def test_an_unbounded_speedup_interval_is_drawn_open_not_hidden(tmp_path):
+    """Where some bootstrap resamples have no median within the budget, the interval runs to 0 or
+    infinity. It used to be left out, leaving a bare point that looked precise; it is drawn to the
+    axis edge instead, and a bounded interval is drawn between its ends."""
+    def row(variant, arm, seed, grok):
+        return {"variant": variant, "arm": arm, "seed": seed, "finished": True, "budget": 15000,
+                "grokked": grok is not None, "time_to_grok": grok or 15000, "peak_test_acc": 0.5}
+    # half the runs of each arm never grok: a resample's median is often beyond the budget
+    rows = [row("medium", arm, s, g) for arm, times in (("baseline", (4200, 4000, 12600, None, None)),
+                                                       ("dream", (4200, 11800, 12400, 4000, None)))
+            for s, g in enumerate(times)]
+    rows += [row("calib", arm, s, t + 200 * s) for arm, t in (("baseline", 6000), ("dream", 5000)) for s in range(8)]
+    table = {(ln["variant"], ln["arm"]): ln for ln in stats.table(rows)}
+    _, plotted = figures.speedup(rows, tmp_path)
+    med = plotted[("medium", "dream")]
+    assert (med["lo"], med["hi"]) == (table[("medium", "dream")]["speedup_lo"], table[("medium", "dream")]["speedup_hi"])
+    assert med["lo"] == 0 and math.isinf(med["hi"]) and med["open"] == "both"
+    assert med["drawn"] is not None and med["drawn"][0] < 0.25 and med["drawn"][1] > 16  # to both axis edges
+    cal = plotted[("calib", "dream")]
+    assert cal["open"] == "" and cal["drawn"] == (cal["lo"], cal["hi"]) and 0 < cal["lo"] < cal["ratio"] < cal["hi"]
 
 
 def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, capsys):

@@ -520,14 +520,15 @@ def format_table(lines: list[dict]) -> str:
             f"{'speed-up [95% CI]':>24} {'log-rank p':>10} {'MW p':>7} {'peak acc':>8}")
     out = [head]
     for ln in lines:
-        sp = "" if "speedup" not in ln else \
-            f"{_fmt(ln['speedup'])} [{_fmt(ln['speedup_lo'])}, {_fmt(ln['speedup_hi'])}]"
+        ratio = [_fmt(ln[k]).replace("never", "inf") for k in ("speedup", "speedup_lo", "speedup_hi")
+                 if "speedup" in ln]  # a ratio's infinity is not a time: 'inf', as in the report
+        sp = f"{ratio[0]} [{ratio[1]}, {ratio[2]}]" if ratio else ""
         out.append(f"{ln['variant']:<{w}} {ln['arm']:<14} {ln['n']:>3} {ln['grokked']:>4} "
                    f"{_fmt(ln['median'], 5):>7} {_fmt(ln['q25'], 5):>6} {_fmt(ln['q75'], 5):>6} {sp:>24} "
                    f"{_fmt(ln.get('logrank_p')):>10} {_fmt(ln.get('mannwhitney_p')):>7} "
                    f"{_fmt(ln['peak_test_acc']):>8}")
     out.append("time-to-grok in steps (Kaplan-Meier, censored runs kept; 'never' = curve never reaches it); "
-               "speed-up = baseline median / arm median")
+               "speed-up = baseline median / arm median (0 or inf where a median of a resample lies beyond the budget)")
     return "\n".join(out)
 
 

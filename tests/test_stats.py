@@ -179,6 +179,16 @@ def test_format_table_keeps_long_variant_names_apart():
     assert len({len(ln) for ln in text[:3]}) == 1  # the header is as wide as the rows
 
 
+def test_format_table_writes_an_infinite_ratio_as_inf_and_a_time_that_never_comes_as_never():
+    base = {"variant": "medium", "n": 5, "grokked": 3, "median": 12600.0, "q25": 4200.0, "q75": math.inf,
+            "peak_test_acc": 0.98}
+    text = stats.format_table([{**base, "arm": "baseline"},
+                               {**base, "arm": "dream", "speedup": 1.07, "speedup_lo": 0.0, "speedup_hi": math.inf,
+                                "logrank_p": 0.5, "mannwhitney_p": 0.67}])
+    dream = text.splitlines()[2]
+    assert "1.07 [0, inf]" in dream and dream.count("never") == 1  # q75: the curve never reaches 3/4
+
+
 def test_speedup_bootstrap_equals_the_loop_over_resamples_it_stands_for():
     """The vectorised bootstrap gives exactly the interval of its definition: the same seeded
     resamples, each arm's Kaplan-Meier median by kaplan_meier, the percentile interval of the ratios."""

@@ -220,7 +220,7 @@ def kaplan_meier(rows, variant: str, out: Path) -> tuple[list[Path], dict]:
     ax.set_ylabel("fraction not yet grokked")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(_title(variant, "Kaplan-Meier (+ = censored, o = median)"))
-    ax.legend(frameon=False, loc="lower left")
+    ax.legend(frameon=False, loc="best")  # clear of the curves, wherever they fall
     return _save(fig, out, f"km_{_safe(variant)}"), medians
 
 

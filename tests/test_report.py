@@ -221,6 +221,28 @@ def test_an_unbounded_speedup_interval_is_drawn_open_not_hidden(tmp_path):
     assert cal["open"] == "" and cal["drawn"] == (cal["lo"], cal["hi"]) and 0 < cal["lo"] < cal["ratio"] < cal["hi"]
 
 
+def test_the_kaplan_meier_legend_keeps_clear_of_the_curves(tmp_path, monkeypatch):
+    """Every run groks between steps 3000 and 10000 of a 20000-step budget, so the curves cross the
+    lower left corner, where the legend used to sit over them; the legend goes where no curve is."""
+    def row(arm, seed, grok):
+        return {"variant": "cal", "arm": arm, "seed": seed, "finished": True, "budget": 20000, "grokked": True,
+                "time_to_grok": grok, "peak_test_acc": 1.0}
+    rows = [row(arm, s, 3000 + 200 * s + off) for arm, off in (("baseline", 0), ("dream", 400), ("control", 200))
+            for s in range(35)]
+    saved = []
+    real_save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, out, name: saved.append(fig) or real_save(fig, out, name))
+    figures.kaplan_meier(rows, "cal", tmp_path)
+    fig = saved[0]
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    box = ax.get_legend().get_window_extent()
+    for line in ax.get_lines():
+        pts = ax.transData.transform(line.get_xydata())
+        inside = (pts[:, 0] > box.x0) & (pts[:, 0] < box.x1) & (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1)
+        assert not inside.any(), line.get_label()
+
+
 def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, capsys):
     """A fresh machine without the run files regenerates the same table-based verdicts from the committed
     results table; a run file that is here replaces its table row; the learning curves of runs without

@@ -249,8 +249,8 @@ def speedup(rows, out: Path) -> tuple[list[Path], dict]:
             if bounded:
                 drawn = (x_min if left_open else lo, x_max if right_open else hi)
                 ax.plot(drawn, [i, i], color=color)
-                for x, shape in ((drawn[0], "<"), (drawn[1], ">")):
-                    if (shape == "<" and left_open) or (shape == ">" and right_open):
+                for x, shape, is_open in ((drawn[0], "<", left_open), (drawn[1], ">", right_open)):
+                    if is_open:  # an arrowhead at the axis edge: the interval goes on
                         ax.plot([x], [i], shape, color=color, markersize=3, clip_on=False)
                 if opened:
                     ax.text(r, i + 0.28, f"95% CI [{_g(lo)}, {_g(hi)}]: unbounded", ha="center", va="bottom",

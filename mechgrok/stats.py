@@ -289,6 +289,13 @@ def simulated_power(draw_a, draw_b, n: int, sims: int = 400, alpha: float = ALPH
     return hits / sims
 
 
+def _sped_up(t: np.ndarray, g: np.ndarray, budget: int, speedup: float) -> tuple[np.ndarray, np.ndarray]:
+    """The power model's treated runs: grok times divided by ``speedup`` (rounded up), censored at
+    the budget; a censored run stays censored. Returns (times, grokked)."""
+    tt = np.where(g, np.ceil(t / speedup), t)
+    return np.minimum(tt, budget), g & (tt <= budget)
+
+
 def seeds_needed(pilot_times, pilot_grokked, budget: int, target_speedup: float, power: float = 0.8,
                  alpha: float = ALPHA, sims: int = 300, seed: int = 0,
                  candidates=(3, 5, 8, 10, 15, 20, 30, 50, 75, 100, 150, 200)) -> dict:
@@ -313,8 +320,7 @@ def seeds_needed(pilot_times, pilot_grokked, budget: int, target_speedup: float,
 
     def treated(rng, n):
         i = rng.integers(0, len(t), n)
-        tt = np.where(g[i], np.ceil(t[i] / target_speedup), t[i])
-        return np.minimum(tt, budget), g[i] & (tt <= budget)
+        return _sped_up(t[i], g[i], budget, target_speedup)
 
     pw = math.nan
     for n in candidates:
@@ -342,9 +348,7 @@ def expected_logrank(pilot_times, pilot_grokked, budget: int, target_speedup: fl
     it is, e.g. low when the arms' curves differ in when runs grok but not in how many do."""
     t, g = np.asarray(pilot_times, float), np.asarray(pilot_grokked, bool)
     w = np.full(len(t), n / len(t))
-    tt = np.where(g, np.ceil(t / target_speedup), t)
-    gt = g & (tt <= budget)
-    tt = np.minimum(tt, budget)
+    tt, gt = _sped_up(t, g, budget, target_speedup)
     times = np.unique(np.concatenate([t, tt]))
     ahead = behind = var = 0.0
     for s in times:
@@ -500,14 +504,15 @@ def table(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _fmt(v, digits=3) -> str:
+def _fmt(v, digits=3, inf="never") -> str:
+    """A table cell: '-' for missing, ``inf`` for +infinity ('never' for a time, 'inf' for a ratio)."""
     if v is None:
         return "-"
     if isinstance(v, float):
         if math.isnan(v):
             return "-"
         if math.isinf(v):
-            return "never" if v > 0 else "-inf"
+            return inf if v > 0 else "-inf"
         return f"{v:.{digits}g}"
     return str(v)
 
@@ -520,7 +525,7 @@ def format_table(lines: list[dict]) -> str:
             f"{'speed-up [95% CI]':>24} {'log-rank p':>10} {'MW p':>7} {'peak acc':>8}")
     out = [head]
     for ln in lines:
-        ratio = [_fmt(ln[k]).replace("never", "inf") for k in ("speedup", "speedup_lo", "speedup_hi")
+        ratio = [_fmt(ln[k], inf="inf") for k in ("speedup", "speedup_lo", "speedup_hi")
                  if "speedup" in ln]  # a ratio's infinity is not a time: 'inf', as in the report
         sp = f"{ratio[0]} [{ratio[1]}, {ratio[2]}]" if ratio else ""
         out.append(f"{ln['variant']:<{w}} {ln['arm']:<14} {ln['n']:>3} {ln['grokked']:>4} "

@@ -327,8 +327,10 @@ def fourier_metrics(items, variant: str, out: Path) -> list[Path]:
     axes[1].set_title("restricted (solid; logit keys: dotted) / excluded (dashed)", fontsize=6)
     rows = [r for r, _, _ in items]
     _arm_legend(axes[0], rows)
+    # the line-style key goes beside the panel: with dozens of runs no corner of it is free of curves
     _arm_legend(axes[1], [], [("-", "restricted"), ("--", "excluded")]
-                + ([(":", "restricted, logit keys")] if any("logit_restricted_loss" in a for _, a, _ in items) else []))
+                + ([(":", "restricted, logit keys")] if any("logit_restricted_loss" in a for _, a, _ in items) else []),
+                loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _save(fig, out, f"fourier_{_safe(variant)}")
 
 

@@ -243,6 +243,33 @@ def test_the_kaplan_meier_legend_keeps_clear_of_the_curves(tmp_path, monkeypatch
         assert not inside.any(), line.get_label()
 
 
+def test_the_fourier_line_style_key_keeps_clear_of_the_curves(tmp_path, monkeypatch):
+    """With 90 runs whose restricted, logit and excluded losses fill the loss panel from top to bottom
+    and left to right, no place inside it is free: the line-style key goes beside the panel, where it
+    hides no curve (it sat over the calibration reading's late runs)."""
+    rows_items = []
+    for i in range(90):
+        steps = np.arange(0, 16000 + 1, 200)
+        drop = 200 * i  # the step where this run's restricted losses fall from 5 to 1e-3 nats
+        fall = 1 / (1 + np.exp(-(steps - drop) / 300))
+        arrays = {"step": steps, "top_share": 0.1 + 0.8 * fall, "restricted_loss": 5.0 * 1e-3 ** fall / 5 ** fall,
+                  "excluded_loss": 1.0 + 15 * fall, "logit_restricted_loss": 4.0 * 1e-3 ** fall / 4 ** fall}
+        rows_items.append(({"arm": ("baseline", "dream", "control")[i % 3], "seed": i, "variant": "cal"}, arrays, None))
+    saved = []
+    real_save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, out, name: saved.append(fig) or real_save(fig, out, name))
+    figures.fourier_metrics(rows_items, "cal", tmp_path)
+    fig = saved[0]
+    fig.canvas.draw()
+    ax = fig.axes[1]
+    box = ax.get_legend().get_window_extent()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["restricted", "excluded", "restricted, logit keys"]
+    for line in ax.get_lines():
+        pts = ax.transData.transform(line.get_xydata())
+        inside = (pts[:, 0] > box.x0) & (pts[:, 0] < box.x1) & (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1)
+        assert not inside.any()
+
+
 def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, capsys):
     """A fresh machine without the run files regenerates the same table-based verdicts from the committed
     results table; a run file that is here replaces its table row; the learning curves of runs without

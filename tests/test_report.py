@@ -221,6 +221,17 @@ def test_an_unbounded_speedup_interval_is_drawn_open_not_hidden(tmp_path):
     assert cal["open"] == "" and cal["drawn"] == (cal["lo"], cal["hi"]) and 0 < cal["lo"] < cal["ratio"] < cal["hi"]
 
 
+def _vertices_under_legend(ax) -> list[str]:
+    """Labels of the lines in ``ax`` (figure drawn) with a vertex inside the box of its legend."""
+    box = ax.get_legend().get_window_extent()
+    under = []
+    for line in ax.get_lines():
+        pts = ax.transData.transform(line.get_xydata())
+        if ((pts[:, 0] > box.x0) & (pts[:, 0] < box.x1) & (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1)).any():
+            under.append(line.get_label())
+    return under
+
+
 def test_the_kaplan_meier_legend_keeps_clear_of_the_curves(tmp_path, monkeypatch):
     """Every run groks between steps 3000 and 10000 of a 20000-step budget, so the curves cross the
     lower left corner, where the legend used to sit over them; the legend goes where no curve is."""
@@ -236,11 +247,7 @@ def test_the_kaplan_meier_legend_keeps_clear_of_the_curves(tmp_path, monkeypatch
     fig = saved[0]
     fig.canvas.draw()
     ax = fig.axes[0]
-    box = ax.get_legend().get_window_extent()
-    for line in ax.get_lines():
-        pts = ax.transData.transform(line.get_xydata())
-        inside = (pts[:, 0] > box.x0) & (pts[:, 0] < box.x1) & (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1)
-        assert not inside.any(), line.get_label()
+    assert not _vertices_under_legend(ax)
 
 
 def test_the_fourier_line_style_key_keeps_clear_of_the_curves(tmp_path, monkeypatch):
@@ -262,12 +269,8 @@ def test_the_fourier_line_style_key_keeps_clear_of_the_curves(tmp_path, monkeypa
     fig = saved[0]
     fig.canvas.draw()
     ax = fig.axes[1]
-    box = ax.get_legend().get_window_extent()
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["restricted", "excluded", "restricted, logit keys"]
-    for line in ax.get_lines():
-        pts = ax.transData.transform(line.get_xydata())
-        inside = (pts[:, 0] > box.x0) & (pts[:, 0] < box.x1) & (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1)
-        assert not inside.any()
+    assert not _vertices_under_legend(ax)
 
 
 def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, capsys):

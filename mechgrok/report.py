@@ -751,9 +751,10 @@ def _calibration_comparisons(runs: list[dict]) -> list[tuple[str, str]]:
 
 def _paired_comparison(pairs: list[tuple[dict, dict]]) -> str:
     """The speed-up of the second runs of ``pairs`` over the first (ratio of Kaplan-Meier medians,
-    bootstrap interval, log-rank p), in how many seeds the second was faster or slower, and the sign
-    test of those counts (stats.sign_test; it uses the pairing by seed, which the unpaired log-rank
-    test ignores)."""
+    bootstrap interval, log-rank p), the geometric mean of the per-seed ratios where every run grokked
+    (stats.paired_speedup), in how many seeds the second was faster or slower, and the sign test of
+    those counts (stats.sign_test). The last three use the pairing by seed, which the unpaired
+    Kaplan-Meier ratio and log-rank test ignore."""
     c = stats.compare([b for b, _ in pairs], [r for _, r in pairs])
     ci = _ci(c["speedup_lo"], c["speedup_hi"])
     arm, ref = pairs[0][1]["arm"], pairs[0][0]["arm"]
@@ -763,9 +764,15 @@ def _paired_comparison(pairs: list[tuple[dict, dict]]) -> str:
     faster, slower = sum(_grokked_earlier(r, b) for b, r in pairs), sum(_grokked_earlier(b, r) for b, r in pairs)
     sign = (f" (two-sided sign test on the {faster + slower} that differ, paired by seed: p "
             f"{_f(stats.sign_test(faster, slower))})" if faster + slower else "")
+    censored = sum(1 for b, r in pairs if not (b["grokked"] and r["grokked"]))
+    if censored:
+        per_seed = f"per-seed ratio n/a ({censored} seed{'s' * (censored > 1)} with a run that never grokked)"
+    else:
+        g, lo, hi = stats.paired_speedup([b["time_to_grok"] for b, _ in pairs], [r["time_to_grok"] for _, r in pairs])
+        per_seed = f"per-seed ratio {ref} / {arm}, geometric mean over seeds: {_f(g)} {_ci(lo, hi)}"
     return (f"{_speedup_effect(c, *zip(*pairs))}{'' if ci == 'n/a' else ' ' + ci} (ratio of Kaplan-Meier medians"
-            f"{claimed}), log-rank p {_f(c['logrank_p'])}; {arm} faster in {faster}, slower in {slower} of "
-            f"{len(pairs)} seeds{sign}")
+            f"{claimed}), log-rank p {_f(c['logrank_p'])}; {per_seed}; {arm} faster in {faster}, slower in "
+            f"{slower} of {len(pairs)} seeds{sign}")
 
 
 def _device_note(pairs: list[tuple[dict, dict]]) -> str:

@@ -475,6 +475,9 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
            "log-rank p " in cal
     assert "dream faster in 2, slower in 1 of 3 seeds (two-sided sign test on the 3 that differ, paired by seed: " \
            "p 1)." in cal
+    # each seed's own ratio (4000/3000, 4000/4200, 4400/3200), averaged on the log scale
+    g = (4000 / 3000 * 4000 / 4200 * 4400 / 3200) ** (1 / 3)
+    assert f"; per-seed ratio baseline / dream, geometric mean over seeds: {report._f(g)} [" in cal
     assert "vs control" not in cal  # no control run in this variant yet
     assert [v.verdict for v in again] == [v.verdict for v in verdicts]
     block = report.findings(again, collect([tmp_path])[0], tmp_path).split("Calibration runs", 1)[1]
@@ -505,6 +508,9 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
            "p 0.25)." in cal
     assert "control faster in 0, slower in 2 of 3 seeds (two-sided sign test on the 2 that differ, paired by seed: " \
            "p 0.5)." in cal
+    # seed 1's control run never grokked: its ratio is unknown, and no seed is dropped to get one
+    assert "; per-seed ratio n/a (1 seed with a run that never grokked); control faster in 0, slower in 2" in cal
+    assert cal.count("per-seed ratio n/a (1 seed with a run that never grokked)") == 2  # dream vs control too
     assert [v.verdict for v in third] == [v.verdict for v in verdicts]
     block = report.findings(third, collect([tmp_path])[0], tmp_path).split("Calibration runs", 1)[1]
     assert "control grokked 2/3 (steps 4000, 4400)" in block and "; dream vs control, same seeds: speed-up " in block

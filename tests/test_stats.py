@@ -37,6 +37,20 @@ def test_logrank_by_hand():
     assert all(math.isnan(v) for v in stats.logrank([5, 5], [False, False], [5], [False]))
 
 
+def test_paired_speedup_is_the_geometric_mean_of_each_seeds_ratio():
+    # seeds where the new arm took half, the same, and twice the time: no speed-up on average
+    g, lo, hi = stats.paired_speedup([4000, 3000, 2000], [2000, 3000, 4000])
+    assert g == pytest.approx(1.0) and lo < 1 < hi
+    # every seed 1.5x faster: the point and both ends are 1.5, whatever the resample
+    assert stats.paired_speedup([3000, 6000, 4500], [2000, 4000, 3000]) == pytest.approx((1.5, 1.5, 1.5))
+    # one seed: a point, no interval; no seed: nothing
+    g, lo, hi = stats.paired_speedup([3000], [1000])
+    assert g == pytest.approx(3.0) and math.isnan(lo) and math.isnan(hi)
+    assert all(math.isnan(v) for v in stats.paired_speedup([], []))
+    with pytest.raises(ValueError):  # a censored run has no time: callers leave the statistic out
+        stats.paired_speedup([3000, 2000], [1000])
+
+
 def test_sign_test_by_hand():
     # 5 of 6 differing seeds one way: P(X <= 1) = (1 + 6) / 64 under Binomial(6, 1/2), doubled
     assert stats.sign_test(5, 1) == pytest.approx(14 / 64)

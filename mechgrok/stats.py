@@ -268,13 +268,13 @@ def paired_speedup(times_ref, times_new, level: float = 0.95, n_boot: int = N_BO
     Pairs are runs of one seed in two arms; every run must have grokked (a censored time has no ratio,
     so callers leave this out rather than drop seeds, which would bias it toward the seeds that grok).
     Unlike the ratio of Kaplan-Meier medians it uses every seed's size of difference, not only the
-    middle run of each arm, so it does not jump with the evaluation grid. Assumes independent seeds;
+    middle run of each arm, so it moves less in the evaluation grid's steps. Assumes independent seeds;
     percentile intervals are rough for few seeds. nan below 1 pair, nan interval below 2."""
     ref, new = np.asarray(times_ref, float), np.asarray(times_new, float)
     if len(ref) != len(new) or (ref <= 0).any() or (new <= 0).any():
         raise ValueError("paired_speedup needs positive times, one per seed in each arm")
     m, lo, hi = mean_interval(np.log(ref / new), level=level, n_boot=n_boot, seed=seed)
-    return math.exp(m) if len(ref) else math.nan, math.exp(lo), math.exp(hi)
+    return math.exp(m), math.exp(lo), math.exp(hi)  # nan stays nan
 
 
 def mean_interval(x, level: float = 0.95, n_boot: int = N_BOOT, seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:

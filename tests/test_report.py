@@ -221,6 +221,16 @@ def test_an_unbounded_speedup_interval_is_drawn_open_not_hidden(tmp_path):
     assert cal["open"] == "" and cal["drawn"] == (cal["lo"], cal["hi"]) and 0 < cal["lo"] < cal["ratio"] < cal["hi"]
 
 
+def _drawn_figure(monkeypatch, draw, *args):
+    """The figure that ``draw(*args)`` saves (also written to disk as usual), drawn, so its legend has a place."""
+    saved = []
+    real_save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, out, name: saved.append(fig) or real_save(fig, out, name))
+    draw(*args)
+    saved[0].canvas.draw()
+    return saved[0]
+
+
 def _vertices_under_legend(ax) -> list[str]:
     """Labels of the lines in ``ax`` (figure drawn) with a vertex inside the box of its legend."""
     box = ax.get_legend().get_window_extent()
@@ -240,13 +250,7 @@ def test_the_kaplan_meier_legend_keeps_clear_of_the_curves(tmp_path, monkeypatch
                 "time_to_grok": grok, "peak_test_acc": 1.0}
     rows = [row(arm, s, 3000 + 200 * s + off) for arm, off in (("baseline", 0), ("dream", 400), ("control", 200))
             for s in range(35)]
-    saved = []
-    real_save = figures._save
-    monkeypatch.setattr(figures, "_save", lambda fig, out, name: saved.append(fig) or real_save(fig, out, name))
-    figures.kaplan_meier(rows, "cal", tmp_path)
-    fig = saved[0]
-    fig.canvas.draw()
-    ax = fig.axes[0]
+    ax = _drawn_figure(monkeypatch, figures.kaplan_meier, rows, "cal", tmp_path).axes[0]
     assert not _vertices_under_legend(ax)
 
 
@@ -255,20 +259,14 @@ def test_the_fourier_line_style_key_keeps_clear_of_the_curves(tmp_path, monkeypa
     and left to right, no place inside it is free: the line-style key goes beside the panel, where it
     hides no curve (it sat over the calibration reading's late runs)."""
     rows_items = []
+    steps = np.arange(0, 16000 + 1, 200)
     for i in range(90):
-        steps = np.arange(0, 16000 + 1, 200)
         drop = 200 * i  # the step where this run's restricted losses fall from 5 to 1e-3 nats
         fall = 1 / (1 + np.exp(-(steps - drop) / 300))
         arrays = {"step": steps, "top_share": 0.1 + 0.8 * fall, "restricted_loss": 5.0 * 1e-3 ** fall / 5 ** fall,
                   "excluded_loss": 1.0 + 15 * fall, "logit_restricted_loss": 4.0 * 1e-3 ** fall / 4 ** fall}
         rows_items.append(({"arm": ("baseline", "dream", "control")[i % 3], "seed": i, "variant": "cal"}, arrays, None))
-    saved = []
-    real_save = figures._save
-    monkeypatch.setattr(figures, "_save", lambda fig, out, name: saved.append(fig) or real_save(fig, out, name))
-    figures.fourier_metrics(rows_items, "cal", tmp_path)
-    fig = saved[0]
-    fig.canvas.draw()
-    ax = fig.axes[1]
+    ax = _drawn_figure(monkeypatch, figures.fourier_metrics, rows_items, "cal", tmp_path).axes[1]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["restricted", "excluded", "restricted, logit keys"]
     assert not _vertices_under_legend(ax)
 

@@ -656,29 +656,75 @@ def readings(rows: list[dict]) -> list[str]:
     return sorted(out, key=lambda s: (s != "", s))
 
 
+def _seed_ranges(seeds) -> str:
+    """Seeds with three or more consecutive numbers written as a range: [0, 1, 2, 3, 7, 8, 42] ->
+    '0-3, 7, 8, 42'."""
+    runs: list[list[int]] = []
+    for s in sorted(set(seeds)):
+        if runs and s == runs[-1][-1] + 1:
+            runs[-1].append(s)
+        else:
+            runs.append([s])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+
+
+def _counted(values) -> str:
+    """Distinct values with how many runs have each, most common first: 'cpu: 30, cuda: 8'."""
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return ", ".join(f"{v}: {n}" for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _calibration_arm_row(variant: str, arm: str, runs: list[dict]) -> list[str]:
+    """One arm of a calibration variant, summarised: its runs and seeds, devices, how many grokked
+    and the spread of their grok steps, the lowest peak test and final train accuracy, and the steps
+    at which its runs memorised. Each run's own values are in results/runs.csv."""
+    done = finished(runs)  # one per seed: the longest budget of a seed run several times
+    training = len({r["seed"] for r in runs} - {r["seed"] for r in done})
+    runs = done + [r for r in runs if not r["finished"] and r["seed"] not in {d["seed"] for d in done}]
+    grok = sorted(r["time_to_grok"] for r in done if r["grokked"])
+    spread = (f"{grok[(len(grok) - 1) // 2]} ({grok[0]}-{grok[-1]})" if len(grok) > 1 else
+              str(grok[0]) if grok else "-")
+    memorised = _counted("never" if r["memorised_step"] < 0 else str(r["memorised_step"]) for r in done)
+    return [f"`{variant}`", arm, f"{len(runs)} ({_seed_ranges(r['seed'] for r in runs)})",
+            _counted(device_of(r) for r in runs), f"{len(grok)}/{len(done)}" + (f" ({training} still training)"
+                                                                                  if training else ""),
+            spread, _f(min(r["peak_test_acc"] for r in done), 4) if done else "-",
+            f"{min(r['final_train_acc'] for r in done):.3f}" if done else "-", memorised or "-"]
+
+
 def _calibration_section(rows: list[dict]) -> str:
     """Runs that change a setting the manuscript states: they test the instrument (can this
-    trainer grok at all, and where), not the paper, and enter no verdict."""
+    trainer grok at all, and where), not the paper, and enter no verdict. One table row per arm
+    (results/runs.csv has one per run); each seed's grok steps are in the paired lines under it."""
     cal = sorted((r for r in rows if _is_calibration(r["variant"])),
                  key=lambda r: (r["variant"], r["arm"], r["seed"], r["budget"]))
     if not cal:
         return ""
-    body = []
-    for r in cal:
-        base, settings = make_config(r["regime"]), reading_settings(_reading(r["variant"]))
-        changed = ", ".join(f"{n} {getattr(base, n)} -> {settings[n]}" for n in stated_changes(_reading(r["variant"])))
-        got = _grok_text(r) + ("" if r["finished"] else " (still training)")
-        body.append([f"`{r['variant']}`", changed, r["arm"], str(r["seed"]), device_of(r), got,
-                     f"{r['peak_test_acc']:.4f}", f"{r['final_train_acc']:.3f}", str(r["memorised_step"])])
+    variants = sorted({r["variant"] for r in cal})
+    changed = []
+    for v in variants:
+        r = select(cal, variant=v)[0]
+        base, settings = make_config(r["regime"]), reading_settings(_reading(v))
+        changed.append(f"- `{v}` changes " + ", ".join(f"{n} {getattr(base, n)} -> {settings[n]}"
+                                                     for n in stated_changes(_reading(v))))
+    body = [_calibration_arm_row(v, arm, select(cal, variant=v, arm=arm))
+            for v in variants for arm in sorted({r["arm"] for r in select(cal, variant=v)})]
     return "\n".join([
         "## Calibration runs (not readings of the paper)", "",
         "These runs change a setting the manuscript states (config.STATED_FIELDS), so they enter no verdict. "
         "They test the instrument: whether this trainer and model grok at all, at settings where grokking is "
-        "well documented. Memorised = first evaluation with train accuracy >= "
-        f"{make_config('hard').memorised_threshold} (-1 = never).", "",
-        _md_table(["variant", "stated settings changed", "arm", "seed", "device", "grok step", "peak test acc",
-                   "final train acc", "memorised"], body), "", *_calibration_notes(finished(cal)), "",
-        *[line for v in sorted({r["variant"] for r in cal}) for line in _calibration_rules(rows, v)]])
+        "well documented.", "", *changed, "",
+        "One row per arm; each run's own values are in `results/runs.csv`, and each seed's grok step per arm in "
+        "the lines under the table. Grok step: median of the runs that grokked (the lower middle one of an even "
+        "count, as a Kaplan-Meier median takes), and their range; the Kaplan-Meier median, which keeps the runs "
+        "that never grokked, is in 'Time-to-grok by arm'; accuracies: the lowest over the "
+        "arm's finished runs; memorised: the step of the first evaluation with train accuracy "
+        f">= {make_config('hard').memorised_threshold}: how many runs reached it there.", "",
+        _md_table(["variant", "arm", "runs (seeds)", "device", "grokked", "grok step", "lowest peak test acc",
+                   "lowest final train acc", "memorised"], body), "", *_calibration_notes(finished(cal)), "",
+        *[line for v in variants for line in _calibration_rules(rows, v)]])
 
 
 def calibration_rules(rows: list[dict], variant: str) -> list[Verdict]:

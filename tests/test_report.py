@@ -495,7 +495,10 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
            "4200 vs control 4400 (1.05x); seed 1: dream 3200 vs control not grokked by 20000 (6.25x); seed 42: dream " \
            "3000 vs control 4000 (1.33x)." in cal
     assert "seed 1: control not grokked by 20000 vs baseline 4400 (0.22x)" in cal
-    assert "| control | 0 | cuda | 4400 |" in cal and "| control | 42 | synthetic | 4000 |" in cal
+    # one row per arm (each run's own values are in runs.csv): seed 1's control run never grokked
+    assert "| control | 3 (0, 1, 42) | cuda: 2, synthetic: 1 | 2/3 | 4000 (4000-4400) | 0.02 | 1.000 | 200: 3 |" in cal
+    assert "| dream | 3 (0, 1, 42) | synthetic: 3 | 3/3 | 3200 (3000-4200) | 0.99 | 1.000 | 200: 3 |" in cal
+    assert cal.count("| `hard@split=random,train_fraction=0.3,weight_decay=1.0` |") == 3
     assert "(0.22x); seed 42: control 4000 vs baseline 4000 (1.00x). Pairs trained on two devices (seeds 0, 1: " \
            "control on cuda, baseline on synthetic): both runs of a seed start from the same weights" in cal
     assert "(1.33x). Pairs trained on two devices (seeds 0, 1: dream on synthetic, control on cuda)" in cal
@@ -514,6 +517,28 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     assert "control grokked 2/3 (steps 4000, 4400)" in block and "; dream vs control, same seeds: speed-up " in block
     rules = out.read_text().split("### The claims' rules on", 1)[1].split("\n## ", 1)[0]
     assert "| C9 | " in rules and "| 3 (0,1,42) |" in rules  # with a control arm, C9's rule has runs too
+
+
+def test_calibration_table_counts_each_seed_once_and_the_runs_still_training(tmp_path):
+    """The calibration table has one row per arm: a seed run with two budgets is one run (the longer),
+    a run still training is counted but not summarised, and consecutive seeds are written as a range."""
+    cal_settings = dict(split="random", train_fraction=0.3, weight_decay=1.0)
+    synth_run(tmp_path / "short.h5", "baseline", 0, None, budget=3000, **cal_settings)
+    synth_run(tmp_path / "long.h5", "baseline", 0, 5000, budget=20000, **cal_settings)
+    for s, grok in ((1, 4000), (2, None), (3, 6000), (7, 3000)):
+        synth_run(tmp_path / f"b{s}.h5", "baseline", s, grok, budget=20000, **cal_settings)
+    synth_run(tmp_path / "b9.h5", "baseline", 9, None, budget=20000, **cal_settings)
+    with runstore.RunWriter(tmp_path / "b9.h5") as w:
+        w.set_attrs(status="running")
+    rows, _ = collect([tmp_path])
+    text = report._calibration_section(rows)
+    assert "- `hard@split=random,train_fraction=0.3,weight_decay=1.0` changes train_fraction None -> 0.3, " \
+           "weight_decay 0.15 -> 1.0" in text
+    # seeds 0-3 and 7 finished (seed 0 at its 20000-step budget, grokked at 5000; seed 2 never), seed 9 training;
+    # the median of 3000, 4000, 5000, 6000 is the lower middle one, as the Kaplan-Meier median of those runs
+    assert "| baseline | 6 (0-3, 7, 9) | synthetic: 6 | 4/5 (1 still training) | 4000 (3000-6000) | 0.02 | 1.000 | " \
+           "200: 5 |" in text
+    assert report._seed_ranges([42, 8, 0, 1, 2, 3, 7]) == "0-3, 7, 8, 42"
 
 
 def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path):

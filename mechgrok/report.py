@@ -964,16 +964,67 @@ def _has_summaries(r: dict) -> bool:
     return not all(math.isnan(r[c]) for c in SUMMARY_COLUMNS)
 
 
+# an arm with more analysed seeds than this gets one summary row in the mechanistic table (its runs'
+# own rows are in results/runs.csv); the pilots' few seeds stay one row each
+MECH_ROWS_PER_ARM = 8
+# summary columns that are steps at which something happened (-1 = never) and, for the first, the
+# column measured only where it happened
+_EVENT_STEPS = {"emergence_step": "emergence_event_distance", "logit_emergence_step": None}
+
+
+def _mechanistic_row(r: dict) -> list[str]:
+    """One analysed run's cells of the mechanistic table."""
+    cells = {c: _cell(r[c]) for c in SUMMARY_COLUMNS}  # in the order of the table's header
+    if r["emergence_step"] < 0:  # no emergence: no distance to an event either
+        cells.update(emergence_step=step_or_never(r["emergence_step"]), emergence_event_distance="-")
+    if r["emergence_event_distance"] < 0:  # a run without replay events (the baseline)
+        cells.update(emergence_event_distance="-")
+    if r["logit_emergence_step"] < 0:
+        cells.update(logit_emergence_step=step_or_never(r["logit_emergence_step"]))
+    return [r["variant"], r["arm"], str(r["seed"]), str(r["budget"])] + list(cells.values())
+
+
+def _mechanistic_summary_row(runs: list[dict]) -> list[str]:
+    """One arm's analysed runs in one row: each column's median over the runs that have a value, with
+    '(m/n)' where only m of the n runs do (an analysis stored before that reading existed); an
+    emergence step's median, and its distance to an event, are over the runs where it happened, with
+    'never in j' for the others ('never' where it happened in none)."""
+    n = len(runs)
+
+    def with_notes(value: str, known: int, never: int = 0) -> str:
+        notes = ([] if known == n else [f"{known}/{n}"]) + ([f"never in {never}"] if never else [])
+        return value + (f" ({', '.join(notes)})" if notes else "")
+
+    cells = {}
+    for c in SUMMARY_COLUMNS:
+        if c in _EVENT_STEPS.values():  # filled with its emergence step, over the runs where that happened
+            continue
+        known = [r for r in runs if not math.isnan(r[c])]
+        happened = [r for r in known if r[c] >= 0] if c in _EVENT_STEPS else known
+        if not known:
+            cells[c] = "-"
+        elif not happened:  # an emergence step that no run reached
+            cells[c] = with_notes("never", len(known))
+        else:
+            cells[c] = with_notes(_cell(float(np.median([r[c] for r in happened]))), len(known),
+                                  len(known) - len(happened))
+        if _EVENT_STEPS.get(c):
+            d = _EVENT_STEPS[c]
+            dist = [r[d] for r in happened if r[d] >= 0]  # -1: a run without replay events; NaN is not >= 0
+            cells[d] = _cell(float(np.median(dist))) if dist else "-"
+    budgets = sorted({r["budget"] for r in runs})
+    return [runs[0]["variant"], runs[0]["arm"], f"{n} runs ({_seed_ranges(r['seed'] for r in runs)})",
+            str(budgets[0]) if len(budgets) == 1 else f"{budgets[0]}-{budgets[-1]}"] + [cells[c] for c in SUMMARY_COLUMNS]
+
+
 def _mechanistic_section(rows: list[dict]) -> str:
     out = ["## Mechanistic evidence (C5, C6, C12)", ""]
     body = []
-    for r in finished(rows, keep=_has_summaries):  # a seed's longest analysed run, which may be a shorter budget
-        cells = {c: _cell(r[c]) for c in SUMMARY_COLUMNS}  # in the order of the table's header
-        if r["emergence_step"] < 0:  # no emergence: no distance to an event either
-            cells.update(emergence_step=step_or_never(r["emergence_step"]), emergence_event_distance="-")
-        if r["logit_emergence_step"] < 0:
-            cells.update(logit_emergence_step=step_or_never(r["logit_emergence_step"]))
-        body.append([r["variant"], r["arm"], str(r["seed"]), str(r["budget"])] + list(cells.values()))
+    analysed_runs = finished(rows, keep=_has_summaries)  # a seed's longest analysed run, which may be a shorter budget
+    for key in sorted({(r["variant"], r["arm"]) for r in analysed_runs}):
+        runs = [r for r in analysed_runs if (r["variant"], r["arm"]) == key]
+        body += ([_mechanistic_summary_row(runs)] if len(runs) > MECH_ROWS_PER_ARM else
+                 [_mechanistic_row(r) for r in runs])
     if not body:
         out.append("No run has been analysed yet: `python -m mechgrok.analyze fourier runs/` (and `norms`, "
                    "`landscape`, `probes`).")
@@ -993,7 +1044,11 @@ def _mechanistic_section(rows: list[dict]) -> str:
                "linear probe of (a + b) mod p on the last layer's residual stream at the final checkpoint (chance "
                "1/p; probes/linear.py). The top-5 share measures how much of W_E's energy sits in any five "
                "frequencies, the lowest ones included (a smooth embedding); only with a low restricted loss (which the "
-               "emergence step also requires) are they the frequencies of the modular-addition algorithm.")
+               "emergence step also requires) are they the frequencies of the modular-addition algorithm. An arm with "
+               f"more than {MECH_ROWS_PER_ARM} analysed seeds is one row: each column's median over its runs, with "
+               "(m/n) where only m of its n runs have the value (analyses stored before that reading existed); an "
+               "emergence step and its distance to an event are the median over the runs where it happened, with "
+               "'never in j' for the others; each run's own values are in results/runs.csv.")
     out.append("")
     out.append(_md_table(["variant", "arm", "seed", "steps", "emergence", "to event", "top-5 share", "logit emergence",
                           "logit restricted", "event/window",

@@ -781,6 +781,35 @@ def test_seed42_analysed_at_a_shorter_budget_is_shown_beside_its_full_budget_run
         ["| hard | baseline | 42 | 12000 | - | - | 0.625 | - | - | - | - | - | - | - | - |"]
 
 
+def test_mechanistic_table_summarises_an_arm_with_many_seeds_in_one_row(tmp_path):
+    """Up to MECH_ROWS_PER_ARM analysed seeds an arm has one row per run; beyond, one row of medians,
+    saying over how many runs each is taken: an emergence step over the runs where it happened."""
+    n = report.MECH_ROWS_PER_ARM + 2
+    for s in range(n):
+        synth_run(tmp_path / f"d{s}.h5", "dream", s, None, budget=600)
+    for s in range(3):
+        synth_run(tmp_path / f"b{s}.h5", "baseline", s, None, budget=600)
+    rows, _ = collect([tmp_path])
+    for r in rows:
+        r["final_top_share"] = 0.5 + r["seed"] / 100
+    dream = sorted((r for r in rows if r["arm"] == "dream"), key=lambda r: r["seed"])
+    for r in dream:  # emerged at 200 * (seed + 1) in seeds 0-6, never in 7; seeds 8, 9 analysed before it existed
+        r["emergence_step"] = [200.0 * (r["seed"] + 1), -1.0, math.nan][(r["seed"] >= 7) + (r["seed"] >= 8)]
+        r["emergence_event_distance"] = 10.0 * r["seed"] if r["seed"] < 7 else -1.0
+    base0 = next(r for r in rows if r["arm"] == "baseline" and r["seed"] == 0)
+    base0.update(emergence_step=400.0, emergence_event_distance=-1.0)  # no replay event to be near (-1)
+    table = report._mechanistic_section(rows).splitlines()
+    assert [ln for ln in table if ln.startswith("| hard | baseline")] == \
+        [f"| hard | baseline | {s} | 600 | {'400' if s == 0 else '-'} | - | {report._f(0.5 + s / 100)} | - | - | - | - | "
+         "- | - | - | - |" for s in range(3)]
+    # emergence: median of 200..1400 over the 7 runs where it happened, of the 8 that have it; its distance
+    # to an event over the same 7; the top-5 share's median over all 10 runs
+    assert [ln for ln in table if ln.startswith("| hard | dream")] == \
+        [f"| hard | dream | {n} runs (0-{n - 1}) | 600 | 800 (8/{n}, never in 1) | 30 | 0.545 | - | - | - | - | - | - | "
+         "- | - |"]
+    assert f"An arm with more than {report.MECH_ROWS_PER_ARM} analysed seeds is one row" in "\n".join(table)
+
+
 def test_curve_legend_says_where_shorter_runs_leave_the_median():
     grid = [0, 1000, 2000, 3000, 15000]
     assert figures._runs_label("dream", grid, [3, 3, 3, 3, 3]) == "dream (n=3)"

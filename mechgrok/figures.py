@@ -14,7 +14,8 @@ the statistics table. Colours are fixed per arm across all figures.
 - ``speedup``: the speed-up over baseline per arm and reading, with bootstrap 95%
   intervals;
 - ``spectrum_<variant>_<arm>_seed<N>``: the norm of each frequency of W_E over
-  training (heatmap), replay events marked;
+  training (heatmap), replay events marked; by default for three seeds per variant and
+  arm (seed 42 and the lowest analysed in every arm; ``--spectra-per-arm``);
 - ``fourier_<variant>``: top-5 share of W_E's spectrum, restricted and excluded loss
   over training, per analysed run;
 - ``c6logits_<variant>``: C6's logit reading, dream over baseline restricted loss per seed;
@@ -465,11 +466,40 @@ ANALYSIS_CAPTIONS = {
 }
 
 
-def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None = None) -> list[Path]:
+# per-run W_E spectrum heatmaps drawn per variant and arm by default: a reading with dozens of seeds
+# would otherwise add a heatmap per run (the fourier_ figure draws every run's top-5 share)
+SPECTRA_PER_ARM = 3
+
+
+def spectrum_items(items, per_arm: int | None = SPECTRA_PER_ARM) -> list:
+    """The analysed runs ((row, arrays, attrs), one per seed and arm) whose spectrum heatmap is drawn:
+    per variant, the same seeds in every arm where they can be, seed 42 (the paper's) first and then
+    the lowest seeds analysed in every arm, up to ``per_arm``; an arm with fewer of those is filled with
+    its own lowest other seeds. ``per_arm`` None: every run."""
+    if per_arm is None:
+        return list(items)
+    chosen = []
+    for variant in sorted({r["variant"] for r, _, _ in items}):
+        mine = [it for it in items if it[0]["variant"] == variant]
+        by_arm: dict[str, dict[int, tuple]] = {}
+        for it in mine:
+            by_arm.setdefault(it[0]["arm"], {})[it[0]["seed"]] = it
+        common = set.intersection(*(set(seeds) for seeds in by_arm.values()))
+        order = sorted(common, key=lambda s: (s != 42, s))[:per_arm]
+        for arm, seeds in by_arm.items():
+            own = order + sorted(set(seeds) - set(order), key=lambda s: (s != 42, s))
+            chosen += [seeds[s] for s in own[:per_arm]]
+    keep = {id(it) for it in chosen}
+    return [it for it in items if id(it) in keep]
+
+
+def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None = None,
+             spectra_per_arm: int | None = SPECTRA_PER_ARM) -> list[Path]:
     """Every figure the runs (and their analyses) allow; returns the files written. With ``prune``,
     figures of this module's names (FIGURE_PREFIXES) in ``out`` that this call did not write are
     removed, so the folder holds exactly the figures the runs give now. ``captions``, a dict, is
-    filled with each figure's name (file stem) -> one sentence on what it shows and which runs it draws."""
+    filled with each figure's name (file stem) -> one sentence on what it shows and which runs it draws.
+    Spectrum heatmaps: ``spectrum_items(..., spectra_per_arm)`` of the analysed runs (None: every one)."""
     out = Path(out)
     captions = {} if captions is None else captions
     fin = finished(rows)
@@ -522,7 +552,7 @@ def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None =
                         f"of the C6 rule). Seeds {', '.join(map(str, seeds))}: each seed's longest runs analysed "
                         "with this reading.")
                     paths += new
-            for r, a, _ in items:
+            for r, a, _ in spectrum_items(items, spectra_per_arm):
                 new = spectrum(r, a, out)
                 captions[new[0].stem] = (f"Norm of each Fourier frequency k of W_E at each checkpoint (colour), "
                                          f"`{r['variant']}` {r['arm']} seed {r['seed']} ({int(r['budget'])} steps); "
@@ -545,14 +575,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="figures", help="output folder (figures/)")
     ap.add_argument("--table", help="also the finished runs of this results table (results/runs.csv) whose "
                                     "files are not here, with the curves and analyses tables beside it")
+    ap.add_argument("--spectra-per-arm", type=int, default=SPECTRA_PER_ARM, metavar="N",
+                    help=f"W_E spectrum heatmaps per variant and arm: seed 42 and the lowest seeds analysed in every "
+                         f"arm ({SPECTRA_PER_ARM}; 0 = one for every analysed run)")
     args = ap.parse_args(argv)
+    if args.spectra_per_arm < 0:
+        ap.error("--spectra-per-arm must be 0 (every run) or more")
     try:
         rows, problems, _ = load(args.paths, args.table or None)
         for p in problems:
             print(f"skipped: {p}", file=sys.stderr)
         if not finished(rows):
             raise MechgrokError(f"no finished runs under {', '.join(args.paths)}")
-        paths = make_all(rows, args.out)
+        paths = make_all(rows, args.out, spectra_per_arm=args.spectra_per_arm or None)
     except MechgrokError as exc:
         print(f"python -m mechgrok.figures: error: {exc}", file=sys.stderr)
         return 2

@@ -917,6 +917,30 @@ def _analysed_items(seeds, arms=("baseline", "dream", "control"), p=97):
     return items
 
 
+def test_spectrum_heatmaps_are_drawn_for_a_few_seeds_shared_by_the_arms(tmp_path):
+    """A spectrum heatmap per run would be one per seed and arm (dozens per reading): by default the same
+    SPECTRA_PER_ARM seeds in every arm, seed 42 first; an arm short of shared seeds adds its own lowest."""
+    items = _analysed_items([3, 0, 42, 1, 2], arms=("baseline", "dream"))["fourier"]
+    items = [it for it in items if (it[0]["arm"], it[0]["seed"]) != ("dream", 0)]  # dream seed 0 not analysed
+    items += _analysed_items([7], arms=("control",))["fourier"]  # control shares no seed
+    drawn = lambda chosen: sorted((r["arm"], r["seed"]) for r, _, _ in chosen)  # noqa: E731
+    assert figures.SPECTRA_PER_ARM == 3
+    assert drawn(figures.spectrum_items(items)) == [("baseline", 0), ("baseline", 1), ("baseline", 42),
+                                                    ("control", 7), ("dream", 1), ("dream", 2), ("dream", 42)]
+    assert len(figures.spectrum_items(items, None)) == len(items)
+    # without control, seeds 42, 1 and 2 are analysed in both arms: both draw those
+    both = [it for it in items if it[0]["arm"] != "control"]
+    assert drawn(figures.spectrum_items(both)) == [("baseline", 1), ("baseline", 2), ("baseline", 42),
+                                                   ("dream", 1), ("dream", 2), ("dream", 42)]
+    # a variant is chosen on its own
+    other = [({**r, "variant": "easy"}, a, at) for r, a, at in _analysed_items([5], arms=("baseline",))["fourier"]]
+    assert drawn(figures.spectrum_items(both + other)) == sorted(drawn(figures.spectrum_items(both)) + [("baseline", 5)])
+    # the CLI: 0 draws every run; a negative count is one line and exit 2
+    r = subprocess.run([sys.executable, "-m", "mechgrok.figures", str(tmp_path), "--spectra-per-arm", "-1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--spectra-per-arm" in r.stderr
+
+
 def test_analysis_figures_stay_readable_with_many_seeds(tmp_path):
     """A reading with 31 seeds per arm draws 93 lines per panel: the legend names the arms (with their run
     counts) and the line styles, not each run, so the figure keeps its journal size and tight_layout

@@ -41,7 +41,7 @@ import numpy as np
 from . import stats
 from .config import REPLAY_ARMS
 from .errors import MechgrokError
-from .results import analysed, capped_loss_ratio, curve, finished, load, select, shared_checkpoints
+from .results import analysed, capped_loss_ratio, curve, finished, load, seed_ranges, select, shared_checkpoints
 
 ARM_COLORS = {"baseline": "#4d4d4d", "dream": "#d62728", "control": "#1f77b4", "grokfast": "#2ca02c",
               "dream-early": "#ff7f0e", "dream-plateau": "#9467bd"}
@@ -443,12 +443,12 @@ FIGURE_PREFIXES = ("curves_", "km_", "speedup", "spectrum_", "fourier_", "c6logi
 
 
 def _runs_of(rows) -> str:
-    """'dream seeds 0, 1 (30000 steps); baseline seed 42 (12000 steps)': the runs a figure draws."""
+    """'dream seeds 0-3, 42 (30000 steps); baseline seed 42 (12000 steps)': the runs a figure draws."""
     parts = []
     for arm in _arms(rows):
         arm_rows = [r for r in rows if r["arm"] == arm]
         budgets = sorted({int(r["budget"]) for r in arm_rows})
-        seeds = ", ".join(str(r["seed"]) for r in arm_rows)
+        seeds = seed_ranges(r["seed"] for r in arm_rows)
         parts.append(f"{arm} seed{'s' if len(arm_rows) > 1 else ''} {seeds} "
                      f"({' or '.join(str(b) for b in budgets)} steps)")
     return "; ".join(parts)

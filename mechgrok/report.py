@@ -57,8 +57,8 @@ from . import provenance, stats
 from .config import OPEN_CHOICES, REGIMES, config_of_variant, make_config, reading_settings, stated_changes
 from .errors import MechgrokError
 from .fourier import step_or_never
-from .results import (analysed, compute_bounds_text, device_of, finished, has_file, load, process_seconds, select,
-                      shared_checkpoints, capped_loss_ratio, SUMMARY_COLUMNS, write_analyses, write_csv, write_curves)
+from .results import (analysed, compute_bounds_text, device_of, finished, has_file, load, process_seconds,
+                      seed_ranges, select, shared_checkpoints, capped_loss_ratio, SUMMARY_COLUMNS, write_analyses, write_csv, write_curves)
 
 ALPHA = 0.05
 MIN_SEEDS = 3
@@ -183,7 +183,7 @@ class Audit:
     # ---- shared rules ----------------------------------------------------------------------------
     @staticmethod
     def _seeds(rows) -> str:
-        return ",".join(str(s) for s in sorted({r["seed"] for r in rows})) or "-"
+        return seed_ranges(r["seed"] for r in rows) or "-"
 
     def claimed_time(self, rows: list[dict], claimed: int, eval_every: int = 200) -> tuple[int, int, int, float]:
         tol = int(max(1.5 * claimed, claimed + eval_every))
@@ -656,18 +656,6 @@ def readings(rows: list[dict]) -> list[str]:
     return sorted(out, key=lambda s: (s != "", s))
 
 
-def _seed_ranges(seeds) -> str:
-    """Seeds with three or more consecutive numbers written as a range: [0, 1, 2, 3, 7, 8, 42] ->
-    '0-3, 7, 8, 42'."""
-    runs: list[list[int]] = []
-    for s in sorted(set(seeds)):
-        if runs and s == runs[-1][-1] + 1:
-            runs[-1].append(s)
-        else:
-            runs.append([s])
-    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
-
-
 def _counted(values) -> str:
     """Distinct values with how many runs have each, most common first: 'cpu: 30, cuda: 8'."""
     counts: dict[str, int] = {}
@@ -687,7 +675,7 @@ def _calibration_arm_row(variant: str, arm: str, runs: list[dict]) -> list[str]:
     spread = (f"{grok[(len(grok) - 1) // 2]} ({grok[0]}-{grok[-1]})" if len(grok) > 1 else
               str(grok[0]) if grok else "-")
     memorised = _counted("never" if r["memorised_step"] < 0 else str(r["memorised_step"]) for r in done)
-    return [f"`{variant}`", arm, f"{len(runs)} ({_seed_ranges(r['seed'] for r in runs)})",
+    return [f"`{variant}`", arm, f"{len(runs)} ({seed_ranges(r['seed'] for r in runs)})",
             _counted(device_of(r) for r in runs), f"{len(grok)}/{len(done)}" + (f" ({training} still training)"
                                                                                   if training else ""),
             spread, _f(min(r["peak_test_acc"] for r in done), 4) if done else "-",
@@ -1013,7 +1001,7 @@ def _mechanistic_summary_row(runs: list[dict]) -> list[str]:
             dist = [r[d] for r in happened if r[d] >= 0]  # -1: a run without replay events; NaN is not >= 0
             cells[d] = _cell(float(np.median(dist))) if dist else "-"
     budgets = sorted({r["budget"] for r in runs})
-    return [runs[0]["variant"], runs[0]["arm"], f"{n} runs ({_seed_ranges(r['seed'] for r in runs)})",
+    return [runs[0]["variant"], runs[0]["arm"], f"{n} runs ({seed_ranges(r['seed'] for r in runs)})",
             str(budgets[0]) if len(budgets) == 1 else f"{budgets[0]}-{budgets[-1]}"] + [cells[c] for c in SUMMARY_COLUMNS]
 
 

@@ -456,6 +456,18 @@ def finished(rows: list[dict], keep=None) -> list[dict]:
     return sorted(best.values(), key=lambda r: (r["variant"], r["arm"], r["seed"]))
 
 
+def seed_ranges(seeds) -> str:
+    """Seeds with three or more consecutive numbers written as a range: [0, 1, 2, 3, 7, 8, 42] ->
+    '0-3, 7, 8, 42'."""
+    runs: list[list[int]] = []
+    for s in sorted(set(seeds)):
+        if runs and s == runs[-1][-1] + 1:
+            runs[-1].append(s)
+        else:
+            runs.append([s])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+
+
 def select(rows: list[dict], **match) -> list[dict]:
     """Rows whose columns equal every ``match`` value."""
     return [r for r in rows if all(r[k] == v for k, v in match.items())]

@@ -20,7 +20,7 @@ from mechgrok import figures, report, runstore, stats
 from mechgrok.config import make_config
 from mechgrok.data import split_indices
 from mechgrok.results import (COLUMNS, carry, collect, compute_bounds_text, curve_of, finished, has_file, read_csv,
-                             read_curves, write_csv)
+                             read_curves, seed_ranges, write_csv)
 
 EVAL = 200
 
@@ -354,8 +354,8 @@ def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, 
     figures.make_all(rows, tmp_path / "f4", captions=caps)
     assert caps["curves_hard"].endswith("Drawn from 1 of its 18 finished runs: dream seed 0 (30000 steps); the other "
                                         "17 are rows carried from the results table without a learning curve.")
-    assert caps["km_hard"].endswith("18 runs: baseline seeds 0, 1, 2, 3, 4, 5 (30000 steps); dream seeds 0, 1, 2, "
-                                    "3, 4, 5 (30000 steps); control seeds 0, 1, 2, 3, 4, 5 (30000 steps).")
+    assert caps["km_hard"].endswith("18 runs: baseline seeds 0-5 (30000 steps); dream seeds 0-5 (30000 steps); "
+                                    "control seeds 0-5 (30000 steps).")
     assert caps["curves_hard_split-random"].endswith("Drawn from 1 of its 1 finished runs: dream seed 0 (30000 steps).")
     # ... once it has finished: while a run is trained again, its table row stays
     synth_run(runs / "d1.h5", "dream", 1, 6000)
@@ -516,7 +516,7 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     block = report.findings(third, collect([tmp_path])[0], tmp_path).split("Calibration runs", 1)[1]
     assert "control grokked 2/3 (steps 4000, 4400)" in block and "; dream vs control, same seeds: speed-up " in block
     rules = out.read_text().split("### The claims' rules on", 1)[1].split("\n## ", 1)[0]
-    assert "| C9 | " in rules and "| 3 (0,1,42) |" in rules  # with a control arm, C9's rule has runs too
+    assert "| C9 | " in rules and "| 3 (0, 1, 42) |" in rules  # with a control arm, C9's rule has runs too
 
 
 def test_calibration_table_counts_each_seed_once_and_the_runs_still_training(tmp_path):
@@ -538,7 +538,7 @@ def test_calibration_table_counts_each_seed_once_and_the_runs_still_training(tmp
     # the median of 3000, 4000, 5000, 6000 is the lower middle one, as the Kaplan-Meier median of those runs
     assert "| baseline | 6 (0-3, 7, 9) | synthetic: 6 | 4/5 (1 still training) | 4000 (3000-6000) | 0.02 | 1.000 | " \
            "200: 5 |" in text
-    assert report._seed_ranges([42, 8, 0, 1, 2, 3, 7]) == "0-3, 7, 8, 42"
+    assert seed_ranges([42, 8, 0, 1, 2, 3, 7]) == "0-3, 7, 8, 42"
 
 
 def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path):

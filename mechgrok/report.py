@@ -443,7 +443,7 @@ class Audit:
             verdict = "supported"
         else:
             verdict = f"inconclusive at n = {n}"
-        return Verdict("C6", test, ",".join(map(str, seeds)) or "-", n, f"mean difference {_f(m)}", _ci(lo, hi),
+        return Verdict("C6", test, seed_ranges(seeds) or "-", n, f"mean difference {_f(m)}", _ci(lo, hi),
                        math.nan, verdict, notes)
 
     def _c6_logits(self) -> Verdict:
@@ -486,7 +486,7 @@ class Audit:
             verdict = "supported"
         else:
             verdict = f"inconclusive at n = {n}"
-        return Verdict("C6", test, ",".join(map(str, seeds)) or "-", n, f"ratio {_f(m)}", _ci(lo, hi), math.nan,
+        return Verdict("C6", test, seed_ranges(seeds) or "-", n, f"ratio {_f(m)}", _ci(lo, hi), math.nan,
                        verdict, notes)
 
     def c6(self) -> Verdict:  # needs each run's Fourier series: its file, or the analyses table
@@ -591,7 +591,7 @@ class Audit:
         extra_share = np.mean([d["extra_passes"] / max(d["regular_passes"], 1) for d, _ in pairs.values()])
         verdict = "supported" if all(per_event) else "contradicted"
         return Verdict("C11", "extra optimiser updates and example passes, dream vs control, per seed (exact counts)",
-                       ",".join(map(str, seeds)), len(seeds),
+                       seed_ranges(seeds) or "-", len(seeds),
                        f"equal totals in {sum(same)}/{len(seeds)} seed pairs, per event in {sum(per_event)}/{len(seeds)}",
                        "n/a", math.nan, verdict,
                        [f"extra example passes are {100 * extra_share:.2f}% of the regular ones (not matched to baseline)"])

@@ -100,6 +100,7 @@ def test_truly_faster_arm_is_supported_and_equal_arm_is_not(tmp_path):
     assert v["C3"].verdict == "supported", v["C3"].notes
     assert v["C9"].verdict == "supported", v["C9"].notes  # control ~ baseline, dream >> control
     assert v["C11"].verdict == "supported"
+    assert v["C3"].runs == v["C9"].runs == v["C11"].runs == v["C10"].runs == "0-7"  # seeds as a range, every claim
     assert v["C12"].verdict == "contradicted"  # every token is seen in training under the operand split
     assert v["C12"].notes[1].startswith("every test operand's embedding is trained (each unseen first operand")
     assert v["C1"].verdict == "no runs" and "python -m mechgrok.sweep --regimes easy" in v["C1"].notes[0]

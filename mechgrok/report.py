@@ -1365,8 +1365,9 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
             for arm in arms:
                 mine = select(runs, arm=arm)
                 steps = sorted(r["time_to_grok"] for r in mine if r["grokked"])
-                parts.append(f"{arm} grokked {len(steps)}/{len(mine)}"
-                             + (f" (steps {', '.join(map(str, steps))})" if steps else ""))
+                told = (f"steps {', '.join(map(str, steps))}" if len(steps) <= FINDINGS_STEPS else
+                        f"median {steps[(len(steps) - 1) // 2]}, range {steps[0]}-{steps[-1]}")
+                parts.append(f"{arm} grokked {len(steps)}/{len(mine)}" + (f" ({told})" if steps else ""))
             text = "; ".join(parts)
             for arm, ref in _calibration_comparisons(runs):
                 pairs = _seed_pairs(runs, arm, ref)
@@ -1378,6 +1379,10 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
                          + ", ".join(f"{v.id} {v.verdict}" for v in rules))
             lines.append(f"- `{variant}`: {text}.")
     return "\n".join(lines)
+
+
+# the Findings block lists each calibration arm's grok steps up to this many; beyond, their median and range
+FINDINGS_STEPS = 5
 
 
 def splice_findings(readme: str | Path, block: str) -> None:

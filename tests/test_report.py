@@ -520,7 +520,7 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     assert "| C9 | " in rules and "| 3 (0, 1, 42) |" in rules  # with a control arm, C9's rule has runs too
 
 
-def test_calibration_table_counts_each_seed_once_and_the_runs_still_training(tmp_path):
+def test_calibration_table_counts_each_seed_once_and_the_runs_still_training(tmp_path, monkeypatch):
     """The calibration table has one row per arm: a seed run with two budgets is one run (the longer),
     a run still training is counted but not summarised, and consecutive seeds are written as a range."""
     cal_settings = dict(split="random", train_fraction=0.3, weight_decay=1.0)
@@ -540,6 +540,11 @@ def test_calibration_table_counts_each_seed_once_and_the_runs_still_training(tmp
     assert "| baseline | 6 (0-3, 7, 9) | synthetic: 6 | 4/5 (1 still training) | 4000 (3000-6000) | 0.02 | 1.000 | " \
            "200: 5 |" in text
     assert seed_ranges([42, 8, 0, 1, 2, 3, 7]) == "0-3, 7, 8, 42"
+    # the README's Findings block lists an arm's grok steps up to FINDINGS_STEPS, then their median and range
+    verdicts = report.Audit(rows).all()
+    assert "baseline grokked 4/5 (steps 3000, 4000, 5000, 6000)" in report.findings(verdicts, rows, tmp_path)
+    monkeypatch.setattr(report, "FINDINGS_STEPS", 3)
+    assert "baseline grokked 4/5 (median 4000, range 3000-6000)" in report.findings(verdicts, rows, tmp_path)
 
 
 def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path):

@@ -58,7 +58,8 @@ from .config import OPEN_CHOICES, REGIMES, config_of_variant, make_config, readi
 from .errors import MechgrokError
 from .fourier import step_or_never
 from .results import (analysed, compute_bounds_text, device_of, finished, has_file, load, process_seconds,
-                      seed_ranges, select, shared_checkpoints, capped_loss_ratio, SUMMARY_COLUMNS, write_analyses, write_csv, write_curves)
+                      seed_ranges, select, shared_checkpoints, capped_loss_ratio, SUMMARY_COLUMNS, write_analyses,
+                      write_csv, write_curves)
 
 ALPHA = 0.05
 MIN_SEEDS = 3

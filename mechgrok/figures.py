@@ -484,10 +484,10 @@ def spectrum_items(items, per_arm: int | None = SPECTRA_PER_ARM) -> list:
         by_arm: dict[str, dict[int, tuple]] = {}
         for it in mine:
             by_arm.setdefault(it[0]["arm"], {})[it[0]["seed"]] = it
-        common = set.intersection(*(set(seeds) for seeds in by_arm.values()))
-        order = sorted(common, key=lambda s: (s != 42, s))[:per_arm]
+        paper_first = lambda s: (s != 42, s)  # noqa: E731
+        order = sorted(set.intersection(*(set(seeds) for seeds in by_arm.values())), key=paper_first)[:per_arm]
         for arm, seeds in by_arm.items():
-            own = order + sorted(set(seeds) - set(order), key=lambda s: (s != 42, s))
+            own = order + sorted(set(seeds) - set(order), key=paper_first)
             chosen += [seeds[s] for s in own[:per_arm]]
     keep = {id(it) for it in chosen}
     return [it for it in items if id(it) in keep]

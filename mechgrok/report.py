@@ -47,6 +47,7 @@ import math
 import os
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -659,10 +660,13 @@ def readings(rows: list[dict]) -> list[str]:
 
 def _counted(values) -> str:
     """Distinct values with how many runs have each, most common first: 'cpu: 30, cuda: 8'."""
-    counts: dict[str, int] = {}
-    for v in values:
-        counts[v] = counts.get(v, 0) + 1
-    return ", ".join(f"{v}: {n}" for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return ", ".join(f"{v}: {n}" for v, n in sorted(Counter(values).items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _lower_median(steps: list[int]) -> int:
+    """The middle of sorted grok steps, the lower middle one of an even count: what a Kaplan-Meier
+    median gives when every run grokked, so it stays on the evaluation grid."""
+    return steps[(len(steps) - 1) // 2]
 
 
 def _calibration_arm_row(variant: str, arm: str, runs: list[dict]) -> list[str]:
@@ -670,11 +674,10 @@ def _calibration_arm_row(variant: str, arm: str, runs: list[dict]) -> list[str]:
     and the spread of their grok steps, the lowest peak test and final train accuracy, and the steps
     at which its runs memorised. Each run's own values are in results/runs.csv."""
     done = finished(runs)  # one per seed: the longest budget of a seed run several times
-    training = len({r["seed"] for r in runs} - {r["seed"] for r in done})
-    runs = done + [r for r in runs if not r["finished"] and r["seed"] not in {d["seed"] for d in done}]
+    by_seed = {r["seed"]: r for r in runs if not r["finished"]} | {r["seed"]: r for r in done}  # finished first
+    runs, training = list(by_seed.values()), len(by_seed) - len(done)
     grok = sorted(r["time_to_grok"] for r in done if r["grokked"])
-    spread = (f"{grok[(len(grok) - 1) // 2]} ({grok[0]}-{grok[-1]})" if len(grok) > 1 else
-              str(grok[0]) if grok else "-")
+    spread = (f"{_lower_median(grok)} ({grok[0]}-{grok[-1]})" if len(grok) > 1 else str(grok[0]) if grok else "-")
     memorised = _counted("never" if r["memorised_step"] < 0 else str(r["memorised_step"]) for r in done)
     return [f"`{variant}`", arm, f"{len(runs)} ({seed_ranges(r['seed'] for r in runs)})",
             _counted(device_of(r) for r in runs), f"{len(grok)}/{len(done)}" + (f" ({training} still training)"
@@ -956,9 +959,8 @@ def _has_summaries(r: dict) -> bool:
 # an arm with more analysed seeds than this gets one summary row in the mechanistic table (its runs'
 # own rows are in results/runs.csv); the pilots' few seeds stay one row each
 MECH_ROWS_PER_ARM = 8
-# summary columns that are steps at which something happened (-1 = never) and, for the first, the
-# column measured only where it happened
-_EVENT_STEPS = {"emergence_step": "emergence_event_distance", "logit_emergence_step": None}
+# summary columns that are steps at which something happened (-1 = never)
+_EVENT_STEPS = ("emergence_step", "logit_emergence_step")
 
 
 def _mechanistic_row(r: dict) -> list[str]:
@@ -985,9 +987,7 @@ def _mechanistic_summary_row(runs: list[dict]) -> list[str]:
         return value + (f" ({', '.join(notes)})" if notes else "")
 
     cells = {}
-    for c in SUMMARY_COLUMNS:
-        if c in _EVENT_STEPS.values():  # filled with its emergence step, over the runs where that happened
-            continue
+    for c in (c for c in SUMMARY_COLUMNS if c != "emergence_event_distance"):  # that one: below
         known = [r for r in runs if not math.isnan(r[c])]
         happened = [r for r in known if r[c] >= 0] if c in _EVENT_STEPS else known
         if not known:
@@ -997,10 +997,10 @@ def _mechanistic_summary_row(runs: list[dict]) -> list[str]:
         else:
             cells[c] = with_notes(_cell(float(np.median([r[c] for r in happened]))), len(known),
                                   len(known) - len(happened))
-        if _EVENT_STEPS.get(c):
-            d = _EVENT_STEPS[c]
-            dist = [r[d] for r in happened if r[d] >= 0]  # -1: a run without replay events; NaN is not >= 0
-            cells[d] = _cell(float(np.median(dist))) if dist else "-"
+    # the distance to an event, over the runs that emerged (-1: a run without replay events; NaN is not >= 0)
+    dist = [r["emergence_event_distance"] for r in runs
+            if r["emergence_step"] >= 0 and r["emergence_event_distance"] >= 0]
+    cells["emergence_event_distance"] = _cell(float(np.median(dist))) if dist else "-"
     budgets = sorted({r["budget"] for r in runs})
     return [runs[0]["variant"], runs[0]["arm"], f"{n} runs ({seed_ranges(r['seed'] for r in runs)})",
             str(budgets[0]) if len(budgets) == 1 else f"{budgets[0]}-{budgets[-1]}"] + [cells[c] for c in SUMMARY_COLUMNS]
@@ -1330,6 +1330,10 @@ def _effect_text(v: Verdict) -> str:
     return "; ".join(parts) or "n/a"
 
 
+# the Findings block lists each calibration arm's grok steps up to this many; beyond, their median and range
+FINDINGS_STEPS = 5
+
+
 def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
              audits: dict[str, list[Verdict]] | None = None) -> str:
     """The README's Findings block: one line per claim, compute, commands and versions, and
@@ -1367,7 +1371,7 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
                 mine = select(runs, arm=arm)
                 steps = sorted(r["time_to_grok"] for r in mine if r["grokked"])
                 told = (f"steps {', '.join(map(str, steps))}" if len(steps) <= FINDINGS_STEPS else
-                        f"median {steps[(len(steps) - 1) // 2]}, range {steps[0]}-{steps[-1]}")
+                        f"median {_lower_median(steps)}, range {steps[0]}-{steps[-1]}")
                 parts.append(f"{arm} grokked {len(steps)}/{len(mine)}" + (f" ({told})" if steps else ""))
             text = "; ".join(parts)
             for arm, ref in _calibration_comparisons(runs):
@@ -1380,10 +1384,6 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
                          + ", ".join(f"{v.id} {v.verdict}" for v in rules))
             lines.append(f"- `{variant}`: {text}.")
     return "\n".join(lines)
-
-
-# the Findings block lists each calibration arm's grok steps up to this many; beyond, their median and range
-FINDINGS_STEPS = 5
 
 
 def splice_findings(readme: str | Path, block: str) -> None:

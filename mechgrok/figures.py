@@ -338,7 +338,7 @@ def fourier_metrics(items, variant: str, out: Path) -> list[Path]:
 def logit_ratio(items, variant: str, out: Path) -> tuple[list[Path], list[int]]:
     """C6's logit part drawn: per seed with both arms analysed with the logit reading, dream's over
     baseline's logit restricted loss, each capped at chance (``capped_loss_ratio``), at each checkpoint
-    both have (mechgrok/report.py, C6 (b)).
+    both have (mechgrok/audit.py, C6 (b)).
     Returns the files and the seeds drawn (none: no file)."""
     by: dict[int, dict] = {}
     p_of: dict[int, int] = {}  # each seed's modulus, which sets its chance level

@@ -16,7 +16,6 @@ Mann-Whitney on time-to-grok and a permutation test on peak test accuracy.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import sys

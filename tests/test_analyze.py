@@ -214,7 +214,7 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     """The analyses table (results/analyses.csv) carries what C6 and the analysis figures read from the
     files: with the files gone, the carried rows give the same C6 effect, the same series (to 4
     digits) and the same figures. ``dream`` holds every analysis; ``baseline`` is analysed here."""
-    from mechgrok import figures, report
+    from mechgrok import audit, figures, report
     from mechgrok.results import (CARRIED_ANALYSES, EXACT_SERIES, SUMMARY_COLUMNS, analysed, analysis, carry,
                                   collect, read_analyses, read_csv, read_curves, write_analyses, write_csv,
                                   write_curves)
@@ -235,8 +235,8 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     write_analyses(rows + [longer], tmp_path / "both.csv")
     assert set(read_analyses(tmp_path / "both.csv")[base["config_hash"]]) == {"fourier"}
     from_files = {(r["arm"], name): analysis(r, name) for r in rows for name in CARRIED_ANALYSES}
-    reading = report._reading(rows[0]["variant"])  # the tiny config's settings
-    c6_files = report.Audit(rows, reading).c6()
+    reading = audit.reading_of(rows[0]["variant"])  # the tiny config's settings
+    c6_files = audit.Audit(rows, reading).c6()
     caps: dict = {}
     figs_files = figures.make_all(rows, tmp_path / "f1", captions=caps)
     assert c6_files.n == 1 and any(f.name.startswith("landscape_") for f in figs_files)
@@ -272,7 +272,7 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
                 else:
                     assert (got[0][k] == a).all(), (name, k)
             assert got[1] == pytest.approx(want[1], rel=1e-9)
-    c6_carried = report.Audit(carried, reading).c6()
+    c6_carried = audit.Audit(carried, reading).c6()
     assert (c6_carried.n, c6_carried.runs, c6_carried.notes) == (c6_files.n, c6_files.runs, c6_files.notes)
     assert c6_carried.effect == c6_files.effect  # its series are carried exactly
     # a longer run of the baseline's seed, carried without series, does not hide the shorter run's series
@@ -280,9 +280,9 @@ def _analysis_series_outlive_the_run_files(dream, baseline, tmp_path):
     base = next(r for r in carried if r["arm"] == "baseline")
     longer = {**base, "budget": 2 * base["budget"], "config_hash": "longer", "path": "gone.h5", "analyses": {},
               **{c: math.nan for c in SUMMARY_COLUMNS}}
-    audit = report.Audit(carried + [longer], reading)
-    assert audit.arm("hard", "baseline") == [longer]  # the seed's longest run
-    c6_longer = audit.c6()
+    claims = audit.Audit(carried + [longer], reading)
+    assert claims.arm("hard", "baseline") == [longer]  # the seed's longest run
+    c6_longer = claims.c6()
     assert (c6_longer.n, c6_longer.effect) == (c6_carried.n, c6_carried.effect)
     assert report._mechanistic_section(carried + [longer]) == report._mechanistic_section(carried)
     assert [r["config_hash"] for r, _, _ in analysed(carried + [longer], "fourier")] == \

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from mechgrok import figures, report, runstore, stats
+from mechgrok import audit, figures, report, runstore, stats
 from mechgrok.config import make_config
 from mechgrok.data import split_indices
 from mechgrok.results import (COLUMNS, carry, collect, compute_bounds_text, curve_of, finished, has_file, read_csv,
@@ -91,7 +91,7 @@ def _grid(tmp_path, times: dict, seeds):
 def _verdicts(path):
     rows, problems = collect([path])
     assert not problems
-    return {v.id: v for v in report.Audit(rows).all()}
+    return {v.id: v for v in audit.Audit(rows).all()}
 
 
 def test_truly_faster_arm_is_supported_and_equal_arm_is_not(tmp_path):
@@ -167,7 +167,7 @@ def test_report_and_figures_from_run_files(tmp_path):
                        text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
     assert r.returncode == 0, r.stderr
     text = (out / "REPORT.md").read_text()
-    for cid in report.CLAIMS:
+    for cid in audit.CLAIMS:
         assert f"| {cid} |" in text
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html
@@ -416,8 +416,8 @@ def test_claimed_time_is_judged_on_the_claimed_arm_alone(tmp_path):
     assert "rejected by 5 runs" in " ".join(v["C3"].notes)
     # runs stopped before the tolerance say nothing about a later claimed time
     rows, _ = collect([tmp_path])
-    audit = report.Audit(rows)
-    assert audit.claimed_time(audit.arm("hard", "baseline"), 7800)[2] == 0
+    claims = audit.Audit(rows)
+    assert claims.claimed_time(claims.arm("hard", "baseline"), 7800)[2] == 0
 
 
 def test_calibration_runs_enter_no_verdict(tmp_path):
@@ -431,7 +431,7 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     synth_run(tmp_path / "cal-d.h5", "dream", 42, 3000, **cal_settings)
     synth_run(tmp_path / "rand.h5", "baseline", 42, None, budget=3000, split="random")
     rows, _ = collect([tmp_path])
-    assert report.readings(rows) == ["", "split=random"]
+    assert audit.readings(rows) == ["", "split=random"]
     # a grokked run trains on for stop_after_grok steps after grokking
     assert [r["steps_trained"] for r in rows if r["path"].endswith("cal.h5")] == [4000 + 2000]
     out, verdicts = report.build([tmp_path], tmp_path / "rep", figures=False)
@@ -476,7 +476,7 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
            "p 1)." in cal
     # each seed's own ratio (4000/3000, 4000/4200, 4400/3200), averaged on the log scale
     g = (4000 / 3000 * 4000 / 4200 * 4400 / 3200) ** (1 / 3)
-    assert f"; per-seed ratio baseline / dream, geometric mean over seeds: {report._f(g)} [" in cal
+    assert f"; per-seed ratio baseline / dream, geometric mean over seeds: {audit.fmt(g)} [" in cal
     assert "vs control" not in cal  # no control run in this variant yet
     assert [v.verdict for v in again] == [v.verdict for v in verdicts]
     block = report.findings(again, collect([tmp_path])[0], tmp_path).split("Calibration runs", 1)[1]
@@ -541,7 +541,7 @@ def test_calibration_table_counts_each_seed_once_and_the_runs_still_training(tmp
            "200: 5 |" in text
     assert seed_ranges([42, 8, 0, 1, 2, 3, 7]) == "0-3, 7, 8, 42"
     # the README's Findings block lists an arm's grok steps up to FINDINGS_STEPS, then their median and range
-    verdicts = report.Audit(rows).all()
+    verdicts = audit.Audit(rows).all()
     assert "baseline grokked 4/5 (steps 3000, 4000, 5000, 6000)" in report.findings(verdicts, rows, tmp_path)
     monkeypatch.setattr(report, "FINDINGS_STEPS", 3)
     assert "baseline grokked 4/5 (median 4000, range 3000-6000)" in report.findings(verdicts, rows, tmp_path)
@@ -555,7 +555,7 @@ def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path)
             synth_run(tmp_path / f"{arm}{s}.h5", arm, s, None, budget=600, regime="easy")
             synth_run(tmp_path / f"r{arm}{s}.h5", arm, s, 200, budget=600, regime="easy", split="random")
     rows, _ = collect([tmp_path])
-    audits = {r: report.Audit(rows, r).all() for r in report.readings(rows)}
+    audits = {r: audit.Audit(rows, r).all() for r in audit.readings(rows)}
     assert [a[0].verdict for a in audits.values()] == ["contradicted", "supported"]
     assert "same outcome (time-to-grok, or censoring step) in 3 of 3 seeds" in " ".join(audits[""][0].notes)
     assert "before the first replay event" not in " ".join(audits[""][0].notes)  # none grokked
@@ -564,7 +564,7 @@ def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path)
     block = report.findings(audits[""], rows, tmp_path, audits)
     # the Findings line leaves out n/a parts, and says how many runs grokked where no speed-up exists
     assert "- **C1** contradicted: 0/9 runs grokked by 400; speed-up n/a (grokked: dream 0/3, baseline 0/3) (" in block
-    v = report.Verdict("C5", "t", "0", 3, "drop 0.2; speed-up n/a; rise 0.1", "[0.1, 0.3]; n/a; n/a", 0.5, "x")
+    v = audit.Verdict("C5", "t", "0", 3, "drop 0.2; speed-up n/a; rise 0.1", "[0.1, 0.3]; n/a; n/a", 0.5, "x")
     assert report._effect_text(v) == "drop 0.2 [0.1, 0.3]; rise 0.1"
     line = block.split("one reading supports and another contradicts: ", 1)[1]
     assert line.strip() == "C1 (`stated`: contradicted; `split=random`: supported)."
@@ -583,7 +583,7 @@ def test_no_effect_notes_the_seeds_that_grokked_before_replay_could_act(tmp_path
         synth_run(tmp_path / f"b{s}.h5", "baseline", s, base, budget=600, regime="easy", split="random")
         synth_run(tmp_path / f"d{s}.h5", "dream", s, dream, budget=600, regime="easy", split="random")
     rows, _ = collect([tmp_path])
-    c1 = report.Audit(rows, "split=random").all()[0]
+    c1 = audit.Audit(rows, "split=random").all()[0]
     assert ("2 of these seeds grokked in both arms before the first replay event (step 400), before replay could "
             "act, so their two runs cannot differ; a difference between the arms can show only in the other 5"
             ) in " ".join(c1.notes), c1.notes
@@ -600,7 +600,7 @@ def test_findings_name_the_claims_one_reading_decides_and_another_leaves_open(tm
             if s < 2:
                 synth_run(tmp_path / f"r{arm}{s}.h5", arm, s, 200, budget=600, regime="easy", split="random")
     rows, _ = collect([tmp_path])
-    audits = {r: report.Audit(rows, r).all() for r in report.readings(rows)}
+    audits = {r: audit.Audit(rows, r).all() for r in audit.readings(rows)}
     assert [a[0].verdict for a in audits.values()] == ["contradicted", "inconclusive at n = 2"]
     block = report.findings(audits[""], rows, tmp_path, audits)
     assert "one reading supports and another contradicts" not in block
@@ -615,7 +615,7 @@ def test_the_report_and_findings_name_the_versions_that_made_them(tmp_path):
 
     synth_run(tmp_path / "b0.h5", "baseline", 0, None)
     rows, _ = collect([tmp_path])
-    head = report.findings(report.Audit(rows, "").all(), rows, tmp_path).splitlines()[0]
+    head = report.findings(audit.Audit(rows, "").all(), rows, tmp_path).splitlines()[0]
     report.build([tmp_path], tmp_path / "out", figures=False)
     header = (tmp_path / "out" / "REPORT.md").read_text().splitlines()[2]
     for package in ("torch", "transformer-lens", "numpy", "scipy", "scikit-learn", "h5py", "matplotlib"):
@@ -630,7 +630,7 @@ def test_compute_is_bounded_by_each_seeds_longest_run_and_every_run(tmp_path):
     synth_run(tmp_path / "short.h5", "baseline", 0, None, budget=6000)  # wall time 600 s
     synth_run(tmp_path / "long.h5", "baseline", 0, None, budget=12000)  # 1200 s
     rows, _ = collect([tmp_path])
-    audits = {r: report.Audit(rows, r).all() for r in report.readings(rows)}
+    audits = {r: audit.Audit(rows, r).all() for r in audit.readings(rows)}
     head = report.findings(audits[""], rows, tmp_path, audits).splitlines()[0]
     assert ("training: 0.3 process-hours on synthetic (each seed's longest run) to 0.5 process-hours on "
             "synthetic (every finished budget)) by") in head, head
@@ -699,7 +699,7 @@ def test_c7_pairs_runs_of_different_budgets_at_their_common_horizon():
     rows = [row("baseline", 42, 30_000, False, 30_000), row("dream", 42, 3000, False, 3000),  # both censored
             row("baseline", 0, 2400, True, 30_000), row("dream", 0, 3000, False, 3000),  # baseline faster
             row("baseline", 1, 30_000, False, 30_000), row("dream", 1, 1200, True, 3000)]  # dream faster
-    speedups = sorted(math.exp(x) for x in report.Audit(rows)._log_speedups("hard"))
+    speedups = sorted(math.exp(x) for x in audit.Audit(rows)._log_speedups("hard"))
     # not 30000/3000 = 10 for seed 42: neither run is known past 3000, so they tie there
     assert speedups == pytest.approx([2400 / 3000, 1.0, 30_000 / 1200])  # censored: enters at its budget
 
@@ -713,7 +713,7 @@ def test_each_inconclusive_claim_says_what_more_seeds_can_do(tmp_path):
         for s in range(3):
             synth_run(tmp_path / f"{arm}{s}.h5", arm, s, None, budget=3000)
     rows, _ = collect([tmp_path])
-    audits = {"": report.Audit(rows).all()}
+    audits = {"": audit.Audit(rows).all()}
     assert {v.id: v.verdict for v in audits[""]}["C4"] == "inconclusive at n = 1"
     text = report._power_section(rows, audits)
     lines = {line.split("**")[1]: line for line in text.splitlines() if line.startswith("- **")}
@@ -737,7 +737,7 @@ def test_c1_says_when_no_number_of_seeds_can_decide_it(tmp_path):
         for arm in ("baseline", "dream", "control"):
             synth_run(tmp_path / f"{arm}{s}.h5", arm, s, t, budget=600, regime="easy", split="random")
     rows, _ = collect([tmp_path])
-    audits = {"split=random": report.Audit(rows, "split=random").all()}
+    audits = {"split=random": audit.Audit(rows, "split=random").all()}
     assert {v.id: v.verdict for v in audits["split=random"]}["C1"] == "inconclusive at n = 13"
     text = report._power_section(rows, audits)
     line = next(x for x in text.splitlines() if x.startswith("- **C1**"))
@@ -758,15 +758,15 @@ def test_paired_whole_run_quantities_compare_runs_of_the_same_budget(tmp_path):
             synth_run(tmp_path / f"{arm}{s}_3000.h5", arm, s, None, budget=3000)
         synth_run(tmp_path / f"dream{s}_6000.h5", "dream", s, None, budget=6000)  # the longest dream run
     rows, _ = collect([tmp_path])
-    audit = report.Audit(rows)
-    assert {r["budget"] for r in audit.arm("hard", "dream")} == {6000}
-    pairs = audit.pairs("hard", "dream", "control")
+    claims = audit.Audit(rows)
+    assert {r["budget"] for r in claims.arm("hard", "dream")} == {6000}
+    pairs = claims.pairs("hard", "dream", "control")
     assert sorted(pairs) == [0, 1, 2] and all(d["budget"] == c["budget"] == 3000 for d, c in pairs.values())
-    c11 = audit.c11()
+    c11 = claims.c11()
     assert c11.verdict == "supported" and c11.effect.startswith("equal totals in 3/3")
     # without the 3000-step dream runs there is no common budget, and so no pair
     rows = [r for r in rows if not (r["arm"] == "dream" and r["budget"] == 3000)]
-    assert report.Audit(rows).pairs("hard", "dream", "control") == {}
+    assert audit.Audit(rows).pairs("hard", "dream", "control") == {}
 
 
 def test_seed42_analysed_at_a_shorter_budget_is_shown_beside_its_full_budget_run(tmp_path):
@@ -806,7 +806,7 @@ def test_mechanistic_table_summarises_an_arm_with_many_seeds_in_one_row(tmp_path
     base0.update(emergence_step=400.0, emergence_event_distance=-1.0)  # no replay event to be near (-1)
     table = report._mechanistic_section(rows).splitlines()
     assert [ln for ln in table if ln.startswith("| hard | baseline")] == \
-        [f"| hard | baseline | {s} | 600 | {'400' if s == 0 else '-'} | - | {report._f(0.5 + s / 100)} | - | - | - | - | "
+        [f"| hard | baseline | {s} | 600 | {'400' if s == 0 else '-'} | - | {audit.fmt(0.5 + s / 100)} | - | - | - | - | "
          "- | - | - | - |" for s in range(3)]
     # emergence: median of 200..1400 over the 7 runs where it happened, of the 8 that have it; its distance
     # to an event over the same 7; the top-5 share's median over all 10 runs
@@ -843,8 +843,8 @@ def test_c6_reads_the_fourier_solution_from_w_e_and_from_the_logits():
         rows = []
         for s, r in zip(seeds, ratios):
             rows += [_fourier_row("baseline", s, 0.5, base_logit), _fourier_row("dream", s, 0.5 + dream_top, base_logit * r)]
-        audit = report.Audit(rows)
-        return audit._c6_embedding(), audit._c6_logits(), audit.c6()
+        claims = audit.Audit(rows)
+        return claims._c6_embedding(), claims._c6_logits(), claims.c6()
 
     # the logits' loss halved in every seed, W_E's share unchanged: (b) supports, (a) contradicts and decides
     a, b, v = c6(0.0, [0.5, 0.45, 0.55])
@@ -878,8 +878,8 @@ def test_c6_logits_use_the_longest_run_that_has_the_logit_series(tmp_path):
     old = [_fourier_row(arm, s, 0.5, None, budget=30_000) for s in range(3) for arm in ("baseline", "dream")]
     new = [_fourier_row("baseline", s, 0.4, 3.0) for s in range(3)] + \
           [_fourier_row("dream", s, 0.4, 3.0 * r) for s, r in zip(range(3), (0.5, 0.45, 0.55))]
-    audit = report.Audit(old + new)
-    a, b = audit._c6_embedding(), audit._c6_logits()
+    claims = audit.Audit(old + new)
+    a, b = claims._c6_embedding(), claims._c6_logits()
     assert a.effect == "mean difference 0" and a.notes[0].endswith("final top-5 share 0.500 vs 0.500")  # 30000 runs
     assert b.verdict == "supported" and b.notes[0].endswith("to step 3000 (3 with either arm below chance); emergence "
                                                             "(<= 1 nat) dream never, baseline never")
@@ -889,14 +889,14 @@ def test_c6_logits_use_the_longest_run_that_has_the_logit_series(tmp_path):
     assert seeds == [0, 1, 2] and [f.name for f in paths] == ["c6logits_hard.png", "c6logits_hard.pdf"]
     assert figures.logit_ratio(analysed(old, "fourier", "logit_restricted_loss"), "hard", tmp_path) == ([], [])
     unanalysed = [{**_fourier_row(arm, 3, 0.5, None, budget=30_000), "analyses": {}} for arm in ("baseline", "dream")]
-    audit = report.Audit(old + unanalysed)
-    b, v = audit._c6_logits(), audit.c6()
+    claims = audit.Audit(old + unanalysed)
+    b, v = claims._c6_logits(), claims.c6()
     # the seeds W_E's part compares would do: seed 3, never analysed, is not asked for
     assert b.verdict == "inconclusive at n = 0" and b.notes[-1].startswith("needs: 6 runs trained again")
     assert v.verdict == "contradicted" and v.n == 3
     # neither reading measured: one line saying what is needed
     bare = [{**r, "analyses": {}} for r in old]
-    v = report.Audit(bare).c6()
+    v = audit.Audit(bare).c6()
     assert (v.verdict, v.notes) == ("inconclusive at n = 0", [
         "needs: 6 runs trained again (their files are not on this machine; rows carried from the results table)"])
 

@@ -43,7 +43,7 @@ class MinimalModel(nn.Module):
 
     def __init__(self, cfg, last_only: bool):
         super().__init__()
-        d, h, m = cfg.d_model, cfg.n_heads, cfg.d_mlp
+        d, m = cfg.d_model, cfg.d_mlp
         self.cfg, self.last_only = cfg, last_only
         self.embed = nn.Embedding(cfg.vocab, d)
         self.pos = nn.Parameter(torch.randn(3, d) * 0.02)

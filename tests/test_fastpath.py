@@ -1,7 +1,6 @@
 """The last-position training forward equals the full TransformerLens forward."""
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 

@@ -1,6 +1,5 @@
 import h5py
 import numpy as np
-import pytest
 import torch
 
 from conftest import groks, tiny

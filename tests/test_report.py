@@ -1,157 +1,22 @@
-"""The claims audit and the figures on synthetic run files whose answer is known."""
+"""The report (REPORT.md, report.html, Findings, the tables it reads and writes) and the figures, on synthetic
+run files whose answer is known; the claims' rules themselves are tested in test_audit.py."""
 
-import hashlib
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
 from conftest import ROOT
+from synth import synth_grid, synth_run
 from mechgrok import audit, figures, report, runstore, stats
-from mechgrok.config import make_config
-from mechgrok.data import split_indices
 from mechgrok.results import (COLUMNS, carry, collect, compute_bounds_text, curve_of, finished, has_file, read_csv,
                              read_curves, seed_ranges, write_csv)
-
-EVAL = 200
-
-
-_SYNTH_CACHE = tempfile.TemporaryDirectory(prefix="mechgrok-synth-")  # removed when the test process ends
-
-
-def synth_run(path, arm, seed, grok_step, budget=30_000, regime="hard", **overrides):
-    """A finished run file with the given time-to-grok (None = never), written without training:
-    accuracy curves step from chance to 0.99 at grok_step; replay events every 400 steps.
-    Many tests ask for the same run: it is written once per test process (through RunWriter, each
-    table in one write per column) and copied after that; a run file does not hold its own path."""
-    key = json.dumps([arm, seed, grok_step, budget, regime, sorted(overrides.items())], default=str)
-    cached = Path(_SYNTH_CACHE.name) / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.h5"
-    if not cached.exists():
-        _write_synth_run(cached, arm, seed, grok_step, budget, regime, **overrides)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(cached, path)
-    return path
-
-
-def _write_synth_run(path, arm, seed, grok_step, budget, regime, **overrides):
-    cfg = make_config(regime, arm, seed, steps=budget, **overrides)
-    train_idx, test_idx = split_indices(cfg)
-    runstore.create(path, cfg, {"device": "synthetic"}, train_idx, test_idx)
-    last = budget if grok_step is None else min(budget, grok_step + cfg.stop_after_grok)
-    replays = arm in ("dream", "control")
-    metrics, events = [], []
-    with runstore.RunWriter(path) as w:
-        for step in range(0, last + 1, EVAL):
-            grokked = grok_step is not None and step >= grok_step
-            row = {"step": step, "train_loss": 0.01, "train_acc": 1.0 if step else 0.01,
-                   "test_loss": 0.05 if grokked else 5.0, "test_acc": 0.99 if grokked else 0.02,
-                   "weight_norm": 50.0, "wall_time_s": step / 10, "fwd_regular": step * 1552, "bwd_regular": step * 1552,
-                   "fwd_extra": 0, "bwd_extra": 0, "fwd_eval": 0}
-            metrics.append(row)
-        k = cfg.dream_k
-        for i, step in enumerate(range(400, last + 1, 400)):
-            before_test = 0.99 if grok_step is not None and step >= grok_step else 0.02
-            events.append({"step": step, "event": i + 1, "extra_steps": 2 if replays else 0, "checkpointed": 0,
-                           "train_loss_before": 0.01, "train_loss_after": 0.3 if replays else 0.01,
-                           "train_acc_before": 1.0, "train_acc_after": 0.6 if replays else 1.0,
-                           "test_loss_before": 5.0, "test_loss_after": 5.0,
-                           "test_acc_before": before_test, "test_acc_after": before_test,
-                           "memory_surprise_mean": 1.0, "memory_failures": 0,
-                           "selected_surprise_mean": 1.5 if arm == "dream" else (1.0 if replays else math.nan),
-                           "indices": np.full(k, -1), "loss_before": np.full(k, np.nan),
-                           "loss_after": np.full(k, np.nan)})
-        w.extend_metrics(metrics)
-        w.extend_events(events)
-        n_events = len(range(400, last + 1, 400))
-        w.set_attrs(status="complete", last_step=last, grokked=grok_step is not None,
-                    grok_step=-1 if grok_step is None else grok_step, time_to_grok=grok_step or last,
-                    memorised_step=200, wall_time_s=last / 10, passes_fwd_regular=last * 1552,
-                    passes_fwd_extra=n_events * 2 * k if replays else 0)
-    return path
-
-
-def _grid(tmp_path, times: dict, seeds):
-    rng = np.random.default_rng(0)
-    for arm, center in times.items():
-        for s in seeds:
-            t = None if center is None else int(round(center * np.exp(0.05 * rng.standard_normal()) / EVAL) * EVAL)
-            synth_run(tmp_path / f"{arm}{s}.h5", arm, s, t)
-    return tmp_path
-
-
-def _verdicts(path):
-    rows, problems = collect([path])
-    assert not problems
-    return {v.id: v for v in audit.Audit(rows).all()}
-
-
-def test_truly_faster_arm_is_supported_and_equal_arm_is_not(tmp_path):
-    _grid(tmp_path, {"baseline": 8000, "dream": 2000, "control": 8000}, range(8))
-    v = _verdicts(tmp_path)
-    assert v["C3"].verdict == "supported", v["C3"].notes
-    assert v["C9"].verdict == "supported", v["C9"].notes  # control ~ baseline, dream >> control
-    assert v["C11"].verdict == "supported"
-    assert v["C3"].runs == v["C9"].runs == v["C11"].runs == v["C10"].runs == "0-7"  # seeds as a range, every claim
-    assert v["C12"].verdict == "contradicted"  # every token is seen in training under the operand split
-    assert v["C12"].notes[1].startswith("every test operand's embedding is trained (each unseen first operand")
-    assert v["C1"].verdict == "no runs" and "python -m mechgrok.sweep --regimes easy" in v["C1"].notes[0]
-    # a comparison with a speed-up names each arm's median and grokked count in its notes
-    assert "; medians (KM): dream 2000, baseline 8000 steps; grokked: dream 8/8, baseline 8/8; Mann-Whitney p" \
-        in v["C3"].notes[0]
-    # every synthetic dream run replays the same surprise (1.5): no correlation can be computed
-    assert v["C10"].notes[1].endswith("8 grokked dream runs: r undefined (fewer than 3 runs, or a constant variable)")
-
-
-def test_no_effect_is_contradicted_or_inconclusive(tmp_path):
-    _grid(tmp_path, {"baseline": 8000, "dream": 8000, "control": 8000}, range(8))
-    v = _verdicts(tmp_path)
-    # the claimed ~2000-step grok time is rejected by the sign test: 0 of 8 by 3000
-    assert v["C3"].verdict == "contradicted"
-    assert v["C13"].verdict == "contradicted"
-    # its run count is the contradicting test's, and its runs column names both tests' runs
-    assert v["C13"].n == v["C3"].n == 8
-    assert v["C13"].runs == f"C3: 8, seeds {v['C3'].runs}; C7: {v['C7'].n}, {v['C7'].runs}"
-
-
-def test_never_grokking_arms_are_contradicted_not_dropped(tmp_path):
-    _grid(tmp_path, {"baseline": None, "dream": None}, range(5))
-    v = _verdicts(tmp_path)
-    assert v["C3"].verdict == "contradicted" and v["C3"].n == 5
-    # without a median the effect gives the grokked counts, and the notes do not repeat them
-    assert "; speed-up n/a (grokked: dream 0/5, baseline 0/5);" in v["C3"].effect
-    notes = "; ".join(v["C3"].notes)
-    assert notes.count("grokked: dream 0/5, baseline 0/5") == 1 and " vs 0/5" not in notes
-    assert v["C10"].notes[1] == "correlation over 0 grokked dream runs: r undefined (fewer than 3 runs, or a constant variable)"
-    assert v["C4"].verdict == "contradicted"  # peak accuracy nowhere near the claimed 98%
-
-
-def test_c4_is_decided_by_the_dream_runs_alone_when_none_reaches_the_claimed_level(tmp_path):
-    """Five dream runs at the full budget, none near 98%, reject the claimed level by the sign test
-    (p = 1/32) whatever the number of baselines; the verdict counts the runs that decided it."""
-    _grid(tmp_path, {"dream": None}, range(5))
-    synth_run(tmp_path / "baseline0.h5", "baseline", 0, None)
-    c4 = _verdicts(tmp_path)["C4"]
-    assert (c4.verdict, c4.n) == ("contradicted", 5)
-    assert "0/5 (sign test of the claimed ~98% level, p 0.0312)" in c4.notes[0]
-    (tmp_path / "dream4.h5").unlink()  # four: p = 1/16, not below alpha; one baseline: no permutation test
-    c4 = _verdicts(tmp_path)["C4"]
-    assert (c4.verdict, c4.n) == ("inconclusive at n = 1", 1)
-
-
-def test_too_few_runs_are_inconclusive(tmp_path):
-    _grid(tmp_path, {"baseline": 8000, "dream": 2000, "control": 8000}, range(2))
-    v = _verdicts(tmp_path)
-    for cid in ("C3", "C4", "C5", "C9", "C10"):
-        assert v[cid].verdict.startswith("inconclusive at n = "), (cid, v[cid].verdict)
 
 
 def _png_size(path) -> tuple[int, int]:
@@ -161,7 +26,7 @@ def _png_size(path) -> tuple[int, int]:
 
 
 def test_report_and_figures_from_run_files(tmp_path):
-    runs = _grid(tmp_path / "runs", {"baseline": 8000, "dream": 2000, "control": 8000}, range(4))
+    runs = synth_grid(tmp_path / "runs", {"baseline": 8000, "dream": 2000, "control": 8000}, range(4))
     out = tmp_path / "report"
     r = subprocess.run([sys.executable, "-m", "mechgrok.report", str(runs), "--out", str(out)], capture_output=True,
                        text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
@@ -276,7 +141,7 @@ def test_runs_whose_files_are_gone_are_carried_from_the_earlier_table(tmp_path, 
     """A fresh machine without the run files regenerates the same table-based verdicts from the committed
     results table; a run file that is here replaces its table row; the learning curves of runs without
     files come from the curves table beside it, and without one are not drawn (a stale figure is removed)."""
-    runs = _grid(tmp_path / "runs", {"baseline": 8000, "dream": 2000, "control": 8000}, range(6))
+    runs = synth_grid(tmp_path / "runs", {"baseline": 8000, "dream": 2000, "control": 8000}, range(6))
     synth_run(runs / "rnd.h5", "dream", 0, 4000, split="random")  # a second reading, kept as a file
     out, figs = tmp_path / "out", tmp_path / "figs"
     _, first = report.build([runs], out, figures_dir=figs)
@@ -404,20 +269,6 @@ def test_one_seed_run_with_two_budgets_counts_once(tmp_path):
     assert len(rows) == 3 and {r["variant"] for r in rows} == {"hard"}  # the budget is not part of the reading
     kept = finished(rows)
     assert [(r["seed"], r["budget"], r["grokked"]) for r in kept] == [(0, 30000, True), (1, 3000, False)]
-
-
-def test_claimed_time_is_judged_on_the_claimed_arm_alone(tmp_path):
-    """Five dream runs that never grok by 3000 reject 'dream groks at ~2000' even with one baseline run."""
-    for s in range(5):
-        synth_run(tmp_path / f"d{s}.h5", "dream", s, None, budget=3000)
-    synth_run(tmp_path / "b0.h5", "baseline", 0, None, budget=3000)
-    v = _verdicts(tmp_path)
-    assert v["C3"].verdict == "contradicted" and v["C3"].n == 5
-    assert "rejected by 5 runs" in " ".join(v["C3"].notes)
-    # runs stopped before the tolerance say nothing about a later claimed time
-    rows, _ = collect([tmp_path])
-    claims = audit.Audit(rows)
-    assert claims.claimed_time(claims.arm("hard", "baseline"), 7800)[2] == 0
 
 
 def test_calibration_runs_enter_no_verdict(tmp_path):
@@ -571,26 +422,6 @@ def test_findings_name_the_claims_whose_verdict_depends_on_the_reading(tmp_path)
     assert "leaves inconclusive" not in block
 
 
-def test_no_effect_notes_the_seeds_that_grokked_before_replay_could_act(tmp_path):
-    """Easy regime, random split, first replay event at step 400: seeds 0 and 1 grok at 200 in both arms
-    (before any replay), seed 2 at 400 (after the first event) and seed 3 never; seeds 4-6 differ: dream
-    groks at 400 vs 600 (earlier), at 600 vs never (earlier, though both stop at step 600) and never vs 600
-    (later). The C1 comparison says that a difference between dream and baseline can show only in the
-    seeds that did not grok early, and in which direction the seeds that differ go."""
-    times = {0: (200, 200), 1: (200, 200), 2: (400, 400), 3: (None, None), 4: (600, 400), 5: (None, 600),
-             6: (600, None)}
-    for s, (base, dream) in times.items():
-        synth_run(tmp_path / f"b{s}.h5", "baseline", s, base, budget=600, regime="easy", split="random")
-        synth_run(tmp_path / f"d{s}.h5", "dream", s, dream, budget=600, regime="easy", split="random")
-    rows, _ = collect([tmp_path])
-    c1 = audit.Audit(rows, "split=random").all()[0]
-    assert ("2 of these seeds grokked in both arms before the first replay event (step 400), before replay could "
-            "act, so their two runs cannot differ; a difference between the arms can show only in the other 5"
-            ) in " ".join(c1.notes), c1.notes
-    assert ("same outcome (time-to-grok, or censoring step) in 4 of 7 seeds run with the same budget in both arms; "
-            "in the other 3, dream grokked earlier in 2 and later in 1") in " ".join(c1.notes), c1.notes
-
-
 def test_findings_name_the_claims_one_reading_decides_and_another_leaves_open(tmp_path):
     """Stated split: no run groks by 600 (C1 contradicted); random split: two seeds, too few for a
     verdict. The Findings block names C1 among the claims whose verdict depends on the reading."""
@@ -691,19 +522,6 @@ def test_cpu_cost_per_step_comes_from_runs_that_flushed_subnormals_where_there_a
     assert old["denormals_flushed"] is False and old["threads"] == 0  # 0: unknown
 
 
-def test_c7_pairs_runs_of_different_budgets_at_their_common_horizon():
-    def row(arm, seed, t, grokked, budget):
-        return {"variant": "hard", "arm": arm, "seed": seed, "time_to_grok": t, "grokked": grokked,
-                "budget": budget, "finished": True}
-
-    rows = [row("baseline", 42, 30_000, False, 30_000), row("dream", 42, 3000, False, 3000),  # both censored
-            row("baseline", 0, 2400, True, 30_000), row("dream", 0, 3000, False, 3000),  # baseline faster
-            row("baseline", 1, 30_000, False, 30_000), row("dream", 1, 1200, True, 3000)]  # dream faster
-    speedups = sorted(math.exp(x) for x in audit.Audit(rows)._log_speedups("hard"))
-    # not 30000/3000 = 10 for seed 42: neither run is known past 3000, so they tie there
-    assert speedups == pytest.approx([2400 / 3000, 1.0, 30_000 / 1200])  # censored: enters at its budget
-
-
 def test_each_inconclusive_claim_says_what_more_seeds_can_do(tmp_path):
     """Seed 42 at the full budget and seeds 0-2 screened at 3000: no run of any arm groks. C4 (one
     full-budget dream run below 95%) needs 5 such runs for the sign test; C9 (no grokking in either
@@ -748,25 +566,6 @@ def test_c1_says_when_no_number_of_seeds_can_decide_it(tmp_path):
     assert "0.538 at step 200" in line and "falls on step 200 or 400" in line and "evaluation interval" in line
     row = next(x for x in text.splitlines() if x.startswith("| easy@split=random |"))
     assert "| equivalence within 0.67-1.50 | 13 | - |" in row
-
-
-def test_paired_whole_run_quantities_compare_runs_of_the_same_budget(tmp_path):
-    """Compute counts (C11) and event effects (C5) sum or average over a whole run: a seed's dream run
-    extended to a longer budget is paired with the other arm's run of the budget both have."""
-    for s in range(3):
-        for arm in ("dream", "control", "baseline"):
-            synth_run(tmp_path / f"{arm}{s}_3000.h5", arm, s, None, budget=3000)
-        synth_run(tmp_path / f"dream{s}_6000.h5", "dream", s, None, budget=6000)  # the longest dream run
-    rows, _ = collect([tmp_path])
-    claims = audit.Audit(rows)
-    assert {r["budget"] for r in claims.arm("hard", "dream")} == {6000}
-    pairs = claims.pairs("hard", "dream", "control")
-    assert sorted(pairs) == [0, 1, 2] and all(d["budget"] == c["budget"] == 3000 for d, c in pairs.values())
-    c11 = claims.c11()
-    assert c11.verdict == "supported" and c11.effect.startswith("equal totals in 3/3")
-    # without the 3000-step dream runs there is no common budget, and so no pair
-    rows = [r for r in rows if not (r["arm"] == "dream" and r["budget"] == 3000)]
-    assert audit.Audit(rows).pairs("hard", "dream", "control") == {}
 
 
 def test_seed42_analysed_at_a_shorter_budget_is_shown_beside_its_full_budget_run(tmp_path):
@@ -820,85 +619,6 @@ def test_curve_legend_says_where_shorter_runs_leave_the_median():
     grid = [0, 1000, 2000, 3000, 15000]
     assert figures._runs_label("dream", grid, [3, 3, 3, 3, 3]) == "dream (n=3)"
     assert figures._runs_label("dream", grid, [3, 3, 3, 1, 1]) == "dream (n=3 to step 2000, 1 at the end)"
-
-
-def _fourier_row(arm, seed, top, logit, budget=3000):
-    """A finished hard-regime run carried from the table with planted Fourier series: W_E top-5 share
-    ``top`` and logit restricted loss ``logit`` (a number, or None for an analysis stored before the
-    logit reading) at checkpoints every 1000 steps."""
-    steps = np.arange(0, budget + 1, 1000)
-    arrays = {"step": steps, "top_share": np.full(len(steps), float(top))}
-    if logit is not None:
-        arrays["logit_restricted_loss"] = np.full(len(steps), float(logit))
-    attrs = {"emergence_step": -1, "final_top_share": float(top), "logit_emergence_step": -1, "p": 97}
-    return {"variant": "hard", "arm": arm, "seed": seed, "budget": budget, "finished": True, "grokked": False,
-            "time_to_grok": budget, "carried": True, "path": f"gone/{arm}{seed}_{budget}.h5",
-            "analyses": {"fourier": (arrays, attrs)}}
-
-
-def test_c6_reads_the_fourier_solution_from_w_e_and_from_the_logits():
-    """C6 has two parts: W_E's top-5 share (dream minus baseline) and the logits' restricted loss
-    (dream / baseline). One contradicted part decides; supported needs both."""
-    def c6(dream_top, ratios, seeds=(0, 1, 2), base_logit=3.0):
-        rows = []
-        for s, r in zip(seeds, ratios):
-            rows += [_fourier_row("baseline", s, 0.5, base_logit), _fourier_row("dream", s, 0.5 + dream_top, base_logit * r)]
-        claims = audit.Audit(rows)
-        return claims._c6_embedding(), claims._c6_logits(), claims.c6()
-
-    # the logits' loss halved in every seed, W_E's share unchanged: (b) supports, (a) contradicts and decides
-    a, b, v = c6(0.0, [0.5, 0.45, 0.55])
-    assert (a.verdict, b.verdict, v.verdict, v.n) == ("contradicted", "supported", "contradicted", 3)
-    assert b.effect == "ratio 0.498"  # geometric mean: (0.5 * 0.45 * 0.55) ** (1 / 3)
-    assert b.notes[0].startswith("seed 0: ratio 0.5 over 3 checkpoints to step 3000 (3 with either arm below chance)")
-    assert v.notes[1].startswith("(b) logits: restricted loss capped at chance, dream / baseline at shared checkpoints")
-    # both readings move toward the Fourier solution: supported
-    a, b, v = c6(0.1, [0.5, 0.45, 0.55])
-    assert (a.verdict, b.verdict, v.verdict) == ("supported", "supported", "supported")
-    # the same loss in both arms: less than a 1.5x reduction however many seeds, so (b) contradicts
-    a, b, v = c6(0.1, [1.0, 0.95, 1.05])
-    assert (b.verdict, v.verdict) == ("contradicted", "contradicted")
-    assert "by 1.5x or more" in b.notes[-1]
-    # a ratio that straddles the margin, and too few seeds, stay inconclusive
-    assert c6(0.1, [0.3, 1.0, 0.9])[1].verdict == "inconclusive at n = 3"
-    a, b, v = c6(0.1, [0.5, 0.5], seeds=(0, 1))
-    assert (b.verdict, v.verdict) == ("inconclusive at n = 2", "inconclusive at n = 2")
-    # losses above chance (ln 97 = 4.57 nats) are capped there: two runs without a Fourier solution compare
-    # as equal however confidently wrong each is, here 40 vs 18-22 nats
-    a, b, v = c6(0.1, [0.5, 0.45, 0.55], base_logit=40.0)
-    assert (b.effect, b.verdict) == ("ratio 1", "contradicted") and "(0 with either arm below chance)" in b.notes[0]
-    # a loss of exactly 0 in the dream arm (a clean circuit) stays a finite, very small ratio
-    assert float(c6(0.1, [0.0, 0.0, 0.0])[1].effect.split()[-1]) < 1e-6
-
-
-def test_c6_logits_use_the_longest_run_that_has_the_logit_series(tmp_path):
-    """A seed's 30000-step runs, analysed before the logit reading existed, give W_E's part; the same
-    seed's 3000-step runs, analysed with it, give the logits' part. With no logit series at all, that
-    part is inconclusive at n = 0 and says what it needs, and W_E's part decides alone."""
-    old = [_fourier_row(arm, s, 0.5, None, budget=30_000) for s in range(3) for arm in ("baseline", "dream")]
-    new = [_fourier_row("baseline", s, 0.4, 3.0) for s in range(3)] + \
-          [_fourier_row("dream", s, 0.4, 3.0 * r) for s, r in zip(range(3), (0.5, 0.45, 0.55))]
-    claims = audit.Audit(old + new)
-    a, b = claims._c6_embedding(), claims._c6_logits()
-    assert a.effect == "mean difference 0" and a.notes[0].endswith("final top-5 share 0.500 vs 0.500")  # 30000 runs
-    assert b.verdict == "supported" and b.notes[0].endswith("to step 3000 (3 with either arm below chance); emergence "
-                                                            "(<= 1 nat) dream never, baseline never")
-    # its figure draws the same runs: the ratio at each shared checkpoint, per seed
-    from mechgrok.results import analysed
-    paths, seeds = figures.logit_ratio(analysed(old + new, "fourier", "logit_restricted_loss"), "hard", tmp_path)
-    assert seeds == [0, 1, 2] and [f.name for f in paths] == ["c6logits_hard.png", "c6logits_hard.pdf"]
-    assert figures.logit_ratio(analysed(old, "fourier", "logit_restricted_loss"), "hard", tmp_path) == ([], [])
-    unanalysed = [{**_fourier_row(arm, 3, 0.5, None, budget=30_000), "analyses": {}} for arm in ("baseline", "dream")]
-    claims = audit.Audit(old + unanalysed)
-    b, v = claims._c6_logits(), claims.c6()
-    # the seeds W_E's part compares would do: seed 3, never analysed, is not asked for
-    assert b.verdict == "inconclusive at n = 0" and b.notes[-1].startswith("needs: 6 runs trained again")
-    assert v.verdict == "contradicted" and v.n == 3
-    # neither reading measured: one line saying what is needed
-    bare = [{**r, "analyses": {}} for r in old]
-    v = audit.Audit(bare).c6()
-    assert (v.verdict, v.notes) == ("inconclusive at n = 0", [
-        "needs: 6 runs trained again (their files are not on this machine; rows carried from the results table)"])
 
 
 def _analysed_items(seeds, arms=("baseline", "dream", "control"), p=97):

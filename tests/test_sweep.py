@@ -44,7 +44,7 @@ def test_plan_orders_by_seed_then_arm(tmp_path):
 
 def test_runs_finished_in_a_results_table_are_not_trained_again(tmp_path):
     """A fresh machine without the run files: the committed table says which runs are done."""
-    from test_report import synth_run
+    from synth import synth_run
 
     from mechgrok.results import collect, write_csv
 

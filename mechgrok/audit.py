@@ -178,6 +178,28 @@ def grokked_earlier(a: dict, b: dict) -> bool:
                                                                        b["time_to_grok"] >= a["time_to_grok"]))
 
 
+def _before_grokking(steps: list[int], a: dict, b: dict) -> np.ndarray:
+    """Which of ``steps`` (checkpoints two runs of one seed share) come before either run grokked:
+    the memorisation plateau, where C6 says dreaming acts (after it, both arms may sit at the
+    Fourier solution). Every step where neither run grokked."""
+    first = min([r["time_to_grok"] for r in (a, b) if r["grokked"]], default=math.inf)
+    return np.asarray(steps, float) < first
+
+
+def _exp(interval) -> tuple[float, float, float]:
+    """A mean of logs and its interval (stats.mean_interval) as a ratio and its interval."""
+    return tuple(math.exp(v) if not math.isnan(v) else math.nan for v in interval)
+
+
+def _plateau_note(name: str, interval, per_seed: list[float]) -> str:
+    """C6's part over the checkpoints before either run of a seed grokked (``_before_grokking``):
+    descriptive, beside the rule, which takes every shared checkpoint."""
+    k = sum(not math.isnan(v) for v in per_seed)
+    return (f"before either run of a seed grokked (the plateau, where the claim says dreaming acts; descriptive, "
+            f"the rule takes every shared checkpoint): {name} {fmt(interval[0])} {ci_text(*interval[1:])} over "
+            f"{k} seed{'s' * (k != 1)}")
+
+
 class Audit:
     """Every claim's verdict for one regime reading (``reading`` = the variant suffix, '' = paper's)."""
 
@@ -448,7 +470,7 @@ class Audit:
         series (or from before the series existed) while a shorter run of it (the same training,
         stopped earlier) has them here; C6 compares the two arms at the checkpoints they share, so
         the longer the runs the more checkpoints it compares."""
-        return {r["seed"]: (arrays, attrs) for r, arrays, attrs in
+        return {r["seed"]: (arrays, attrs, r) for r, arrays, attrs in
                 analysed(select(self.all_rows, variant=self.variant("hard"), arm=arm), "fourier", series)}
 
     def _c6_embedding(self) -> Verdict:
@@ -456,16 +478,21 @@ class Audit:
         test = "W_E: top-5 share, dream minus baseline at shared checkpoints"
         fd, fb = self._fourier_by_seed("dream"), self._fourier_by_seed("baseline")
         seeds = sorted(set(fd) & set(fb))
-        diffs, notes = [], []
+        diffs, plateau, notes, cut = [], [], [], False
         for s in seeds:
-            (a, da), (b, ba) = fd[s], fb[s]  # series, attributes
-            _, x, y = shared_checkpoints(a, b, "top_share")
+            (a, da, rd), (b, ba, rb) = fd[s], fb[s]  # series, attributes, run
+            steps, x, y = shared_checkpoints(a, b, "top_share")
             diffs.append(float(np.mean(x - y)) if len(x) else math.nan)
+            early = _before_grokking(steps, rd, rb)
+            plateau.append(float(np.mean((x - y)[early])) if early.any() else math.nan)
+            cut |= not early.all()
             notes.append(f"seed {s}: emergence step dream {step_or_never(da['emergence_step'])}, baseline "
                          f"{step_or_never(ba['emergence_step'])}; final top-5 share {da['final_top_share']:.3f} vs "
                          f"{ba['final_top_share']:.3f}")
         m, lo, hi = stats.mean_interval(diffs)
         n = len(seeds)
+        if cut:
+            notes.append(_plateau_note("difference", stats.mean_interval(plateau), plateau))
         if n < MIN_SEEDS:
             verdict = f"inconclusive at n = {n}"
         elif not math.isnan(hi) and hi < 0.02:
@@ -490,20 +517,25 @@ class Audit:
         key = "logit_restricted_loss"
         fd, fb = self._fourier_by_seed("dream", key), self._fourier_by_seed("baseline", key)
         seeds = sorted(set(fd) & set(fb))
-        logs, notes = [], []
+        logs, plateau, notes, cut = [], [], [], False
         for s in seeds:
-            (a, da), (b, ba) = fd[s], fb[s]
+            (a, da, rd), (b, ba, rb) = fd[s], fb[s]
             steps, x, y = shared_checkpoints(a, b, key)
             ok, p = np.isfinite(x) & np.isfinite(y), int(da["p"])
             ratio = capped_loss_ratio(x[ok], y[ok], p)
             logs.append(float(np.mean(np.log(ratio))) if len(ratio) else math.nan)
+            early = _before_grokking(steps, rd, rb)[ok]
+            plateau.append(float(np.mean(np.log(ratio[early]))) if early.any() else math.nan)
+            cut |= not early.all()
             below = int(np.sum(np.minimum(x[ok], y[ok]) < math.log(p)))  # chance, the cap: the others compare as equal
             notes.append(f"seed {s}: ratio {fmt(math.exp(logs[-1]) if len(ratio) else math.nan)} over {len(ratio)} "
                          f"checkpoints to step {max(steps, default=0)} ({below} with either arm below chance); emergence "
                          f"(<= 1 nat) dream {step_or_never(da.get('logit_emergence_step', math.nan))}, baseline "
                          f"{step_or_never(ba.get('logit_emergence_step', math.nan))}")
-        m, lo, hi = (math.exp(v) if not math.isnan(v) else math.nan for v in stats.mean_interval(logs))
+        m, lo, hi = _exp(stats.mean_interval(logs))
         n = len(seeds)
+        if cut:
+            notes.append(_plateau_note("ratio", _exp(stats.mean_interval(plateau)), plateau))
         if n == 0:  # the runs of the seeds W_E's part compares, where it has any, would do
             w_e = set(self._fourier_by_seed("dream")) & set(self._fourier_by_seed("baseline"))
             runs = [r for r in self.arm("hard", "dream") + self.arm("hard", "baseline") if not w_e or r["seed"] in w_e]

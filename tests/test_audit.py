@@ -185,6 +185,35 @@ def test_c6_reads_the_fourier_solution_from_w_e_and_from_the_logits():
     assert float(c6(0.1, [0.0, 0.0, 0.0])[1].effect.split()[-1]) < 1e-6
 
 
+def test_c6_says_what_its_parts_give_before_either_run_of_a_seed_grokked():
+    """The claim is about the memorisation plateau: beside each part's rule (every shared checkpoint),
+    C6 says what the part gives at the checkpoints before either run of a seed grokked. Planted: the
+    baseline groks at 4000, dream at 5000; dream's W_E share and logit loss equal the baseline's until
+    step 4000, then dream's share is 0.4 higher and its loss 10x lower. Over every checkpoint the parts
+    see an effect; over the plateau (steps 1000-3000) none."""
+    rows = []
+    for s in range(3):
+        base, dream = _fourier_row("baseline", s, 0.5, 3.0, budget=6000), _fourier_row("dream", s, 0.5, 3.0, budget=6000)
+        steps = base["analyses"]["fourier"][0]["step"]
+        arrays = {"step": steps, "top_share": np.where(steps >= 4000, 0.9, 0.5),
+                  "logit_restricted_loss": np.where(steps >= 4000, 0.3, 3.0)}
+        rows += [{**base, "grokked": True, "time_to_grok": 4000},
+                 {**dream, "grokked": True, "time_to_grok": 5000,
+                  "analyses": {"fourier": (arrays, dream["analyses"]["fourier"][1])}}]
+    claims = audit.Audit(rows)
+    a, b = claims._c6_embedding(), claims._c6_logits()
+    assert a.effect == "mean difference 0.2" and b.effect == "ratio 0.316"  # (1 ** 3 * 0.1 ** 3) ** (1 / 6)
+    plateau = "before either run of a seed grokked (the plateau, where the claim says dreaming acts; descriptive, " \
+              "the rule takes every shared checkpoint): "
+    assert plateau + "difference 0 [0, 0] over 3 seeds" in a.notes
+    assert plateau + "ratio 1 [1, 1] over 3 seeds" in b.notes
+    # where no run grokked, every checkpoint is the plateau: nothing more to say
+    unchanged = [{**r, "grokked": False, "time_to_grok": 6000} for r in rows]
+    claims = audit.Audit(unchanged)
+    assert not any(n.startswith("before either") for v in (claims._c6_embedding(), claims._c6_logits())
+                   for n in v.notes)
+
+
 def test_c6_logits_use_the_longest_run_that_has_the_logit_series(tmp_path):
     """A seed's 30000-step runs, analysed before the logit reading existed, give W_E's part; the same
     seed's 3000-step runs, analysed with it, give the logits' part. With no logit series at all, that

@@ -338,25 +338,35 @@ def fourier_metrics(items, variant: str, out: Path) -> list[Path]:
 def logit_ratio(items, variant: str, out: Path) -> tuple[list[Path], list[int]]:
     """C6's logit part drawn: per seed with both arms analysed with the logit reading, dream's over
     baseline's logit restricted loss, each capped at chance (``capped_loss_ratio``), at each checkpoint
-    both have (mechgrok/audit.py, C6 (b)).
+    both have (mechgrok/audit.py, C6 (b)). A seed's line is solid over the checkpoints before either
+    of its runs grokked (the memorisation plateau, where the claim says dreaming acts), faint and
+    dashed from its last plateau checkpoint on (both arms may then sit at the Fourier solution, and
+    the ratio of two near-zero losses swings widely).
     Returns the files and the seeds drawn (none: no file)."""
     by: dict[int, dict] = {}
-    p_of: dict[int, int] = {}  # each seed's modulus, which sets its chance level
     for r, a, attrs in items:
-        by.setdefault(r["seed"], {})[r["arm"]] = a
-        p_of[r["seed"]] = int(attrs["p"])
+        by.setdefault(r["seed"], {})[r["arm"]] = (r, a, int(attrs["p"]))  # p sets the seed's chance level
     seeds = sorted(s for s, arms in by.items() if {"dream", "baseline"} <= set(arms))
     if not seeds:
         return [], []
     plt = _plt()
     fig, ax = plt.subplots(figsize=(COLUMN, 2.4))
     named = len(seeds) <= MAX_NAMED_SEEDS  # beyond that, one colour and one legend entry: the caption lists them
+    after_drawn = False
     for seed in seeds:
-        steps, x, y = shared_checkpoints(by[seed]["dream"], by[seed]["baseline"], "logit_restricted_loss")
-        ax.plot(steps, capped_loss_ratio(x, y, p_of[seed]), marker=".", ms=2, lw=0.8,
-                **({"label": f"seed {seed}"} if named else
-                   {"color": ARM_COLORS["dream"], "alpha": 0.35,
-                    "label": f"one line per seed ({len(seeds)} seeds)" if seed == seeds[0] else None}))
+        (rd, dream, p), (rb, base, _) = by[seed]["dream"], by[seed]["baseline"]
+        steps, x, y = shared_checkpoints(dream, base, "logit_restricted_loss")
+        steps, ratio = np.asarray(steps, float), capped_loss_ratio(x, y, p)
+        first = min([r["time_to_grok"] for r in (rd, rb) if r["grokked"]], default=math.inf)
+        cut = int(np.searchsorted(steps, first))  # the plateau: checkpoints before either run grokked
+        style = ({"label": f"seed {seed}"} if named else
+                 {"color": ARM_COLORS["dream"], "alpha": 0.35,
+                  "label": f"one line per seed ({len(seeds)} seeds)" if seed == seeds[0] else None})
+        line, = ax.plot(steps[:cut], ratio[:cut], marker=".", ms=2, lw=0.8, **style)
+        if cut < len(steps):  # from the plateau's last checkpoint on: faint, dashed
+            ax.plot(steps[max(cut - 1, 0):], ratio[max(cut - 1, 0):], lw=0.5, ls="--", color=line.get_color(),
+                    alpha=0.2, label=None if after_drawn else "after either run grokked")
+            after_drawn = True
     ax.axhline(1, color="k", lw=0.5)
     ax.axhline(2 / 3, color="k", lw=0.5, ls=":")
     ax.set_yscale("log")
@@ -549,7 +559,8 @@ def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None =
                         "with the five strongest frequencies of the logits' (a+b) spectrum, each capped at chance "
                         "(ln p: above it, no Fourier solution), at each checkpoint both "
                         "runs have (log scale; below 1: dream nearer the Fourier solution; dotted: the 2/3 margin "
-                        f"of the C6 rule). Seeds {', '.join(map(str, seeds))}: each seed's longest runs analysed "
+                        "of the C6 rule); solid: before either run of the seed grokked (the plateau), faint and "
+                        f"dashed: after. Seeds {', '.join(map(str, seeds))}: each seed's longest runs analysed "
                         "with this reading.")
                     paths += new
             for r, a, _ in spectrum_items(items, spectra_per_arm):

@@ -185,7 +185,7 @@ def test_c6_reads_the_fourier_solution_from_w_e_and_from_the_logits():
     assert float(c6(0.1, [0.0, 0.0, 0.0])[1].effect.split()[-1]) < 1e-6
 
 
-def test_c6_says_what_its_parts_give_before_either_run_of_a_seed_grokked():
+def test_c6_says_what_its_parts_give_before_either_run_of_a_seed_grokked(tmp_path, monkeypatch):
     """The claim is about the memorisation plateau: beside each part's rule (every shared checkpoint),
     C6 says what the part gives at the checkpoints before either run of a seed grokked. Planted: the
     baseline groks at 4000, dream at 5000; dream's W_E share and logit loss equal the baseline's until
@@ -212,6 +212,17 @@ def test_c6_says_what_its_parts_give_before_either_run_of_a_seed_grokked():
     claims = audit.Audit(unchanged)
     assert not any(n.startswith("before either") for v in (claims._c6_embedding(), claims._c6_logits())
                    for n in v.notes)
+    # its figure draws each seed solid over the plateau, then faint and dashed from the plateau's last checkpoint
+    saved = []
+    monkeypatch.setattr(figures, "_save", lambda fig, out, name: saved.append(fig) or [])
+    items = [(r, *r["analyses"]["fourier"]) for r in rows]
+    assert figures.logit_ratio(items, "hard", tmp_path)[1] == [0, 1, 2]
+    lines = [(ln.get_linestyle(), np.asarray(ln.get_xdata()).tolist(), np.asarray(ln.get_ydata()).tolist())
+             for ln in saved[0].axes[0].lines]
+    assert [(style, x) for style, x, _ in lines[:2]] == [("-", [1000, 2000, 3000]), ("--", [3000, 4000, 5000, 6000])]
+    assert lines[0][2] == [1, 1, 1] and lines[1][2] == pytest.approx([1, 0.1, 0.1, 0.1])
+    assert [ln.get_label() for ln in saved[0].axes[0].get_legend().get_lines()] == \
+        ["seed 0", "after either run grokked", "seed 1", "seed 2"]
 
 
 def test_c6_logits_use_the_longest_run_that_has_the_logit_series(tmp_path):

@@ -628,7 +628,7 @@ def _analysed_items(seeds, arms=("baseline", "dream", "control"), p=97):
     items = {"fourier": [], "norms": [], "landscape": [], "probes": []}
     for arm in arms:
         for s in seeds:
-            row = {"variant": "hard", "arm": arm, "seed": s, "budget": 5000}
+            row = {"variant": "hard", "arm": arm, "seed": s, "budget": 5000, "grokked": False, "time_to_grok": 5000}
             decay = np.exp(-steps / (2000 + 50 * s))
             items["fourier"].append((row, {"step": steps, "top_share": 1 - decay, "restricted_loss": 4 * decay + 1e-3,
                                            "excluded_loss": 1 + decay, "logit_restricted_loss": 3 * decay + 1e-3},

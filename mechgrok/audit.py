@@ -178,7 +178,7 @@ def grokked_earlier(a: dict, b: dict) -> bool:
                                                                        b["time_to_grok"] >= a["time_to_grok"]))
 
 
-def _before_grokking(steps: list[int], a: dict, b: dict) -> np.ndarray:
+def before_grokking(steps: list[int], a: dict, b: dict) -> np.ndarray:
     """Which of ``steps`` (checkpoints two runs of one seed share) come before either run grokked:
     the memorisation plateau, where C6 says dreaming acts (after it, both arms may sit at the
     Fourier solution). Every step where neither run grokked."""
@@ -192,7 +192,7 @@ def _exp(interval) -> tuple[float, float, float]:
 
 
 def _plateau_note(name: str, interval, per_seed: list[float]) -> str:
-    """C6's part over the checkpoints before either run of a seed grokked (``_before_grokking``):
+    """C6's part over the checkpoints before either run of a seed grokked (``before_grokking``):
     descriptive, beside the rule, which takes every shared checkpoint."""
     k = sum(not math.isnan(v) for v in per_seed)
     return (f"before either run of a seed grokked (the plateau, where the claim says dreaming acts; descriptive, "
@@ -483,7 +483,7 @@ class Audit:
             (a, da, rd), (b, ba, rb) = fd[s], fb[s]  # series, attributes, run
             steps, x, y = shared_checkpoints(a, b, "top_share")
             diffs.append(float(np.mean(x - y)) if len(x) else math.nan)
-            early = _before_grokking(steps, rd, rb)
+            early = before_grokking(steps, rd, rb)
             plateau.append(float(np.mean((x - y)[early])) if early.any() else math.nan)
             cut |= not early.all()
             notes.append(f"seed {s}: emergence step dream {step_or_never(da['emergence_step'])}, baseline "
@@ -524,7 +524,7 @@ class Audit:
             ok, p = np.isfinite(x) & np.isfinite(y), int(da["p"])
             ratio = capped_loss_ratio(x[ok], y[ok], p)
             logs.append(float(np.mean(np.log(ratio))) if len(ratio) else math.nan)
-            early = _before_grokking(steps, rd, rb)[ok]
+            early = before_grokking(steps, rd, rb)[ok]
             plateau.append(float(np.mean(np.log(ratio[early]))) if early.any() else math.nan)
             cut |= not early.all()
             below = int(np.sum(np.minimum(x[ok], y[ok]) < math.log(p)))  # chance, the cap: the others compare as equal

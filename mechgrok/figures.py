@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
+from .audit import before_grokking
 from .config import REPLAY_ARMS
 from .errors import MechgrokError
 from .results import analysed, capped_loss_ratio, curve, finished, load, seed_ranges, select, shared_checkpoints
@@ -356,9 +357,9 @@ def logit_ratio(items, variant: str, out: Path) -> tuple[list[Path], list[int]]:
     for seed in seeds:
         (rd, dream, p), (rb, base, _) = by[seed]["dream"], by[seed]["baseline"]
         steps, x, y = shared_checkpoints(dream, base, "logit_restricted_loss")
-        steps, ratio = np.asarray(steps, float), capped_loss_ratio(x, y, p)
-        first = min([r["time_to_grok"] for r in (rd, rb) if r["grokked"]], default=math.inf)
-        cut = int(np.searchsorted(steps, first))  # the plateau: checkpoints before either run grokked
+        ratio = capped_loss_ratio(x, y, p)
+        cut = int(before_grokking(steps, rd, rb).sum())  # the plateau: the (sorted) checkpoints before either grokked
+        steps = np.asarray(steps, float)
         style = ({"label": f"seed {seed}"} if named else
                  {"color": ARM_COLORS["dream"], "alpha": 0.35,
                   "label": f"one line per seed ({len(seeds)} seeds)" if seed == seeds[0] else None})

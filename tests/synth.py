@@ -65,11 +65,10 @@ def _write_synth_run(path, arm, seed, grok_step, budget, regime, **overrides):
                            "loss_after": np.full(k, np.nan)})
         w.extend_metrics(metrics)
         w.extend_events(events)
-        n_events = len(range(400, last + 1, 400))
         w.set_attrs(status="complete", last_step=last, grokked=grok_step is not None,
                     grok_step=-1 if grok_step is None else grok_step, time_to_grok=grok_step or last,
                     memorised_step=200, wall_time_s=last / 10, passes_fwd_regular=last * 1552,
-                    passes_fwd_extra=n_events * 2 * k if replays else 0)
+                    passes_fwd_extra=len(events) * 2 * k if replays else 0)
     return path
 
 

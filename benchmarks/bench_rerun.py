@@ -100,6 +100,16 @@ def compare(original: Path, rerun: Path) -> dict:
 
 
 def main() -> int:
+    from mechgrok.errors import MechgrokError
+
+    try:
+        return _main()
+    except MechgrokError as exc:  # a missing, corrupt or unfinished run file: one line, exit 2
+        print(f"bench_rerun: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path, help="finished run files to train again")
     ap.add_argument("--rerun-dir", required=True, type=Path, help="where the reruns go (kept)")
@@ -114,14 +124,14 @@ def main() -> int:
     for path in args.runs:
         attrs = runstore.read_attrs(path)
         if attrs.get("status") not in ("complete", "diverged"):
-            sys.exit(f"bench_rerun: {path} is not a finished run")
+            raise MechgrokError(f"{path}: not a finished run (status {attrs.get('status')})")
         cfg = runstore.read_config(path)
         originals[path] = (cfg, default_run_path(cfg, args.rerun_dir), int(attrs["threads"]), str(attrs["device"]))
     for threads, device in sorted({(t, d) for _, _, t, d in originals.values()}):
         jobs = [sweep.Job(cfg, rerun) for cfg, rerun, t, d in originals.values() if (t, d) == (threads, device)]
         counts = sweep.run_local(jobs, workers=args.workers, threads=threads, device=device)
         if counts["failed"] or counts["locked"]:
-            sys.exit(f"bench_rerun: not trained: {', '.join(counts['failed'] + counts['locked'])}")
+            raise MechgrokError(f"not trained: {', '.join(counts['failed'] + counts['locked'])}")
     rows = [compare(path, rerun) for path, (_, rerun, _, _) in originals.items()]
     for row in rows:
         print(f"{row['original']}: {'identical' if row['identical'] else 'DIFFERENT'} "

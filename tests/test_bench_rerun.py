@@ -48,3 +48,9 @@ def test_rerun_is_identical_and_an_altered_file_is_caught(tmp_path):
     assert len(row["differences"]) == 2
     assert row["differences"][0].startswith("checkpoints/0000200_end/unembed.weight: values differ")
     assert row["differences"][1].startswith("attribute /@memorised_step: ")
+
+    # a missing run file: one line on stderr, exit 2, nothing written
+    (tmp_path / "gone").mkdir()
+    proc = _bench(tmp_path / "gone" / "seed0.h5", "--rerun-dir", tmp_path / "gone", "--out", tmp_path / "gone.json")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no such run file" in proc.stderr
+    assert not (tmp_path / "gone.json").exists() and list((tmp_path / "gone").iterdir()) == []

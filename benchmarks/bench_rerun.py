@@ -125,6 +125,8 @@ def _main() -> int:
         attrs = runstore.read_attrs(path)
         if attrs.get("status") not in ("complete", "diverged"):
             raise MechgrokError(f"{path}: not a finished run (status {attrs.get('status')})")
+        if "threads" not in attrs:  # a file from before runs recorded their thread count
+            raise MechgrokError(f"{path}: records no thread count, so it cannot be trained again as it was")
         cfg = runstore.read_config(path)
         originals[path] = (cfg, default_run_path(cfg, args.rerun_dir), int(attrs["threads"]), str(attrs["device"]))
     for threads, device in sorted({(t, d) for _, _, t, d in originals.values()}):

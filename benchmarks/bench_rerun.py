@@ -35,21 +35,22 @@ WALL_CLOCK = ("wall_time_s", "seconds_regular", "seconds_extra", "seconds_eval",
 
 def _plain(value):
     """An HDF5 attribute as a JSON-ready value."""
+    import numpy as np
+
     if isinstance(value, bytes):
         return value.decode()
-    return value.item() if hasattr(value, "item") else value
+    return value.tolist() if isinstance(value, (np.generic, np.ndarray)) else value
 
 
-def _items(path: Path) -> tuple[dict, dict]:
-    """(datasets, attributes) of a run file: name -> array, 'group@attr' -> value; analyses and
-    wall-clock times left out."""
+def _items(path: Path) -> tuple[dict, dict, dict]:
+    """(datasets, attributes, top-level attributes) of a run file, in one read: name -> array and
+    'group@attr' -> value with analyses and wall-clock times left out, and every top-level attribute."""
     import h5py
 
     datasets, attrs = {}, {}
     with h5py.File(path, "r", locking=False) as f:
-        for key, value in f.attrs.items():
-            if key not in PROVENANCE + WALL_CLOCK:
-                attrs[f"/@{key}"] = _plain(value)
+        top = {key: _plain(value) for key, value in f.attrs.items()}
+        attrs.update((f"/@{key}", value) for key, value in top.items() if key not in PROVENANCE + WALL_CLOCK)
 
         def visit(name, obj):
             if name == "analysis" or name.startswith("analysis/"):
@@ -63,17 +64,15 @@ def _items(path: Path) -> tuple[dict, dict]:
                 datasets[name] = obj[...]
 
         f.visititems(visit)
-    return datasets, attrs
+    return datasets, attrs, top
 
 
 def compare(original: Path, rerun: Path) -> dict:
     """What differs between two run files, as described in the module docstring."""
     import numpy as np
 
-    from mechgrok import runstore
-
-    da, aa = _items(original)
-    db, ab = _items(rerun)
+    da, aa, pa = _items(original)
+    db, ab, pb = _items(rerun)
     differences = [f"dataset only in {which}: {name}" for which, names in
                    (("original", da.keys() - db.keys()), ("rerun", db.keys() - da.keys())) for name in sorted(names)]
     for name in sorted(da.keys() & db.keys()):
@@ -87,14 +86,14 @@ def compare(original: Path, rerun: Path) -> dict:
                     (("original", aa.keys() - ab.keys()), ("rerun", ab.keys() - aa.keys())) for key in sorted(keys)]
     differences += [f"attribute {key}: {aa[key]!r} vs {ab[key]!r}" for key in sorted(aa.keys() & ab.keys())
                     if aa[key] != ab[key]]
-    pa, pb = runstore.read_attrs(original), runstore.read_attrs(rerun)
-    checkpoints = [c["name"] for c in runstore.list_checkpoints(rerun)]
+    checkpoints = [key for key, value in ab.items() if key.startswith("checkpoints/") and key.endswith("@complete")
+                   and value]
     return {
         "original": str(original), "rerun": str(rerun),
         "identical": not differences, "differences": differences,
         "datasets_compared": len(da.keys() & db.keys()), "attributes_compared": len(aa.keys() & ab.keys()),
         "checkpoints": len(checkpoints), "last_step": int(pb["last_step"]), "grok_step": int(pb["grok_step"]),
-        "provenance": {key: [_plain(pa.get(key)), _plain(pb.get(key))] for key in PROVENANCE + WALL_CLOCK[:1]
+        "provenance": {key: [pa.get(key), pb.get(key)] for key in PROVENANCE + WALL_CLOCK[:1]
                        if key in pa or key in pb},
     }
 
@@ -118,6 +117,7 @@ def _main() -> int:
     args = ap.parse_args()
 
     from mechgrok import runstore, sweep
+    from mechgrok.config import from_json
     from mechgrok.train import default_run_path
 
     originals = {}
@@ -127,7 +127,7 @@ def _main() -> int:
             raise MechgrokError(f"{path}: not a finished run (status {attrs.get('status')})")
         if "threads" not in attrs:  # a file from before runs recorded their thread count
             raise MechgrokError(f"{path}: records no thread count, so it cannot be trained again as it was")
-        cfg = runstore.read_config(path)
+        cfg = from_json(attrs["config"])  # read_attrs has validated the file and its config
         originals[path] = (cfg, default_run_path(cfg, args.rerun_dir), int(attrs["threads"]), str(attrs["device"]))
     for threads, device in sorted({(t, d) for _, _, t, d in originals.values()}):
         jobs = [sweep.Job(cfg, rerun) for cfg, rerun, t, d in originals.values() if (t, d) == (threads, device)]

@@ -123,7 +123,7 @@ def _main() -> int:
     originals = {}
     for path in args.runs:
         attrs = runstore.read_attrs(path)
-        if attrs.get("status") not in ("complete", "diverged"):
+        if attrs.get("status") not in runstore.FINISHED:
             raise MechgrokError(f"{path}: not a finished run (status {attrs.get('status')})")
         if "threads" not in attrs:  # a file from before runs recorded their thread count
             raise MechgrokError(f"{path}: records no thread count, so it cannot be trained again as it was")

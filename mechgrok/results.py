@@ -191,7 +191,7 @@ def summarise(path: str | os.PathLike) -> dict:
     return {
         "variant": cfg.reading(), "regime": cfg.regime, "split": cfg.split,
         "batch_size": "full" if cfg.batch_size is None else cfg.batch_size, "arm": cfg.arm, "seed": cfg.seed,
-        "status": status, "finished": status in ("complete", "diverged"), "grokked": grokked,
+        "status": status, "finished": status in runstore.FINISHED, "grokked": grokked,
         "time_to_grok": int(attrs["grok_step"]) if grokked else last, "budget": cfg.steps, "steps_trained": last,
         "peak_test_acc": float(np.max(metrics["test_acc"])) if len(metrics["test_acc"]) else math.nan,
         "final_test_acc": float(metrics["test_acc"][-1]) if len(metrics["test_acc"]) else math.nan,

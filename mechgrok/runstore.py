@@ -35,6 +35,8 @@ SCHEMA_VERSION = 1
 PASS_COUNTERS = ("fwd_regular", "bwd_regular", "fwd_extra", "bwd_extra", "fwd_eval")
 # Wall time by kind of work: regular steps, replay extra steps, evaluation, file writes.
 TIMERS = ("regular", "extra", "eval", "write")
+# The `status` values of a finished run (training will not continue it); `running` is the other one.
+FINISHED = ("complete", "diverged")
 
 METRIC_COLUMNS = {
     "step": np.int64,
@@ -157,7 +159,7 @@ def prepare(path: str | os.PathLike, cfg: RunConfig, *, resume: bool, overwrite:
         raise RunFileError(
             f"{path}: holds a different run (config {stored.config_hash()}, asked for {cfg.config_hash()}); "
             "choose another --out or pass --overwrite to replace it")
-    if status in ("complete", "diverged"):
+    if status in FINISHED:
         return "done"
     if not resume:
         raise RunFileError(f"{path}: holds an unfinished run of this config; pass --resume to continue it "

@@ -317,7 +317,7 @@ def _finished(path: Path) -> str | None:
         a = runstore.read_attrs(path)
     except (MechgrokError, OSError):
         return None
-    if a.get("status") not in ("complete", "diverged"):
+    if a.get("status") not in runstore.FINISHED:
         return None
     return f"grokked at {a['grok_step']}" if a["grokked"] else f"not grokked by {a['last_step']}"
 

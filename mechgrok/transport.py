@@ -57,7 +57,7 @@ def slim_copy(src: str | os.PathLike, dest: str | os.PathLike, keep: tuple[str, 
     if unknown:
         raise MechgrokError(f"unknown checkpoint reasons {sorted(unknown)}; choose from {', '.join(REASONS)}")
     attrs = runstore.read_attrs(src)
-    if attrs.get("status") not in ("complete", "diverged"):
+    if attrs.get("status") not in runstore.FINISHED:
         raise RunFileError(f"{src}: unfinished run (status {attrs.get('status')}); only finished runs are packed")
     if dest.exists():
         raise MechgrokError(f"{dest}: exists; not overwritten")
@@ -201,7 +201,7 @@ def unpack(tars: list[str | os.PathLike], root: str | os.PathLike, *, skip_exist
                     with tar.extractfile(member) as src, open(staged, "wb") as dst:
                         dst.write(src.read())
                     attrs = runstore.read_attrs(staged)
-                    if attrs.get("status") not in ("complete", "diverged"):
+                    if attrs.get("status") not in runstore.FINISHED:
                         raise MechgrokError(f"{t}: {rel} is not a finished run")
                     dest = root / rel
                     if dest.exists():

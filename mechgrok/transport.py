@@ -16,7 +16,8 @@ call) are analysed there, then *packed*:
   be resumed or extended to a longer budget.
 - :func:`pack` slims every finished run under the given folders into tar files of at
   most ``max_mb`` each (paths relative to the folder given, so ``runs/hard/dream/seed0.h5``
-  becomes ``hard/dream/seed0.h5``), with a JSON manifest.
+  becomes ``hard/dream/seed0.h5``), with a JSON manifest. It never overwrites: a folder that
+  already holds a pack of the same prefix is refused before anything is written.
 - :func:`unpack` extracts packed runs under a root folder. It never overwrites: if any
   destination exists (and is not the identical run file), it stops before writing
   anything, unless ``skip_existing``.
@@ -32,6 +33,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -124,16 +126,26 @@ def pack(roots: list[str | os.PathLike], out: str | os.PathLike, *, max_mb: floa
     most ``max_mb`` MiB before compression; a single larger slim run is an error) plus ``out/<prefix>-manifest.json``.
     Unfinished runs are listed in the manifest as left out. With ``include`` (shell patterns
     on the path relative to its root, e.g. ``hard/*``), only matching runs are packed.
+    Refuses, before writing anything, a root that does not exist and an ``out`` that already holds
+    files of a pack with this prefix (they would be overwritten, or mixed with this pack's).
     Returns the files written."""
     out = Path(out)
+    run_files = [(root, find_run_files([root])) for root in map(Path, roots)]
+    if out.exists() and not out.is_dir():
+        raise MechgrokError(f"{out}: exists and is not a folder; choose another --out")
+    ours = re.compile(rf"{re.escape(prefix)}-(manifest\.json|\d{{3,}}\.tar\.gz)")
+    earlier = sorted(q for q in out.iterdir() if ours.fullmatch(q.name)) if out.is_dir() else []
+    if earlier:
+        raise MechgrokError(f"{out}: already holds {earlier[0].name} (an earlier pack); choose another --out "
+                            "or --prefix")
     out.mkdir(parents=True, exist_ok=True)
     limit = int(max_mb * 2**20)
     manifest = {"keep": list(keep), "runs": [], "left_out": []}
     written: list[Path] = []
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         members = []
-        for root in map(Path, roots):
-            for path in find_run_files([root]):
+        for root, paths in run_files:
+            for path in paths:
                 rel = path.relative_to(root) if root.is_dir() else Path(path.name)
                 if include and not any(fnmatch.fnmatch(rel.as_posix(), pat) for pat in include):
                     continue

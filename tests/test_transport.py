@@ -104,6 +104,18 @@ def test_pack_then_unpack_restores_the_finished_runs_and_never_overwrites(run_tr
     r = _cli("unpack", *files[:-1], "--root", run_tree)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "holds a different file" in r.stderr
     assert {p: p.read_bytes() for p in run_tree.rglob("*.h5")} == before
+    # packing again into a folder that holds this pack writes nothing and says so in one line; another
+    # prefix may share the folder; a missing root is refused before the output folder is made
+    packed = {f: f.read_bytes() for f in files}
+    r = _cli("pack", run_tree, "--out", tmp_path / "out", "--keep")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "already holds runs-000.tar.gz" in r.stderr
+    assert {f: f.read_bytes() for f in files} == packed and sorted((tmp_path / "out").iterdir()) == sorted(files)
+    again = transport.pack([run_tree], tmp_path / "out", keep=(), prefix="runs-b")
+    assert [f.name for f in again] == ["runs-b-000.tar.gz", "runs-b-manifest.json"]
+    assert {f: f.read_bytes() for f in files} == packed
+    r = _cli("pack", tmp_path / "no_such_runs", "--out", tmp_path / "never")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no such file or folder" in r.stderr
+    assert not (tmp_path / "never").exists()
     # --include packs a subset; small --max-mb splits into several archives
     files = transport.pack([run_tree], tmp_path / "sub", keep=(), include=["hard/dream/*"])
     assert [r["path"] for r in json.loads(files[-1].read_text())["runs"]] == ["hard/dream/seed0.h5"]

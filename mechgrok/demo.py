@@ -11,7 +11,6 @@ this only shows the machinery working (every verdict says so: inconclusive).
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -19,7 +18,8 @@ from pathlib import Path
 
 from . import runstore
 from .config import make_config
-from .train import default_run_path
+from .errors import MechgrokError
+from .train import OneLineParser, default_run_path
 
 ARMS = ("baseline", "dream", "control")
 
@@ -68,13 +68,18 @@ def report(paths: dict[str, Path]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mechgrok.demo", description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog="python -m mechgrok.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="demo-runs", help="folder for the demo's run files (demo-runs/), kept apart from "
                                                        "the replication's runs/")
     ap.add_argument("--steps", type=int, default=800, help="step budget of each arm (800)")
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args(argv)
     out = Path(args.out)
+    try:  # bad settings are refused here, in one line, before three training processes each refuse them
+        for arm in ARMS:
+            make_config("hard", arm, args.seed, steps=args.steps)
+    except MechgrokError as exc:
+        ap.error(str(exc))
     print(f"training baseline, dream and control on the hard regime for {args.steps} steps -> {out}/", flush=True)
     paths = train_arms(out, args.steps, args.seed)
     print(report(paths))

@@ -2,7 +2,11 @@
 
 
 class MechgrokError(Exception):
-    """Bad input: reported to the user as one line, never as a traceback."""
+    """Bad input: reported to the user as one line, never as a traceback. The message is one
+    line whatever it quotes (a library's multi-line message is joined with spaces)."""
+
+    def __str__(self) -> str:
+        return " ".join(super().__str__().split())
 
 
 class ConfigError(MechgrokError):

@@ -42,7 +42,8 @@ from . import stats
 from .audit import before_grokking
 from .config import REPLAY_ARMS
 from .errors import MechgrokError
-from .results import analysed, capped_loss_ratio, curve, finished, load, seed_ranges, select, shared_checkpoints
+from .results import (analysed, capped_loss_ratio, curve, finished, load, no_runs_error, seed_ranges, select,
+                      shared_checkpoints)
 
 ARM_COLORS = {"baseline": "#4d4d4d", "dream": "#d62728", "control": "#1f77b4", "grokfast": "#2ca02c",
               "dream-early": "#ff7f0e", "dream-plateau": "#9467bd"}
@@ -595,10 +596,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--spectra-per-arm must be 0 (every run) or more")
     try:
         rows, problems, _ = load(args.paths, args.table or None)
+        if not finished(rows):
+            raise no_runs_error(args.paths, problems, table=args.table)
         for p in problems:
             print(f"skipped: {p}", file=sys.stderr)
-        if not finished(rows):
-            raise MechgrokError(f"no finished runs under {', '.join(args.paths)}")
         paths = make_all(rows, args.out, spectra_per_arm=args.spectra_per_arm or None)
     except MechgrokError as exc:
         print(f"python -m mechgrok.figures: error: {exc}", file=sys.stderr)

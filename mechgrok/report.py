@@ -28,8 +28,8 @@ from .audit import (ALPHA, EQUIVALENCE, MIN_SEEDS, PAPER, PEAK_LEVEL, Audit, Ver
 from .config import OPEN_CHOICES, REGIMES, make_config, reading_settings, stated_changes
 from .errors import MechgrokError
 from .fourier import step_or_never
-from .results import (compute_bounds_text, device_of, finished, has_file, load, process_seconds, seed_ranges, select,
-                      SUMMARY_COLUMNS, write_analyses, write_csv, write_curves)
+from .results import (compute_bounds_text, device_of, finished, has_file, load, no_runs_error, process_seconds,
+                      seed_ranges, select, SUMMARY_COLUMNS, write_analyses, write_csv, write_curves)
 
 
 def _cell(v: float) -> str:
@@ -568,7 +568,7 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
     (results.load); the report says how many rows were carried."""
     rows, problems, n_carried = load(paths, table)
     if not rows:
-        raise MechgrokError(f"no run files under {', '.join(map(str, paths))} and no finished runs in {table}")
+        raise no_runs_error(paths, problems, "readable run files", table)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fig_dir = Path(figures_dir) if figures_dir is not None else out / "figures"

@@ -209,6 +209,17 @@ def summarise(path: str | os.PathLike) -> dict:
     }
 
 
+def no_runs_error(paths, problems: list[str], what: str = "finished runs", table=None,
+                  detail: str = "") -> MechgrokError:
+    """The one-line error of a command that found no ``what`` under ``paths`` (nor in ``table``),
+    naming the first file it could not read, if any; ``detail`` follows in parentheses."""
+    msg = f"no {what} under {', '.join(map(str, paths))}" + (f" and none in {table}" if table else "")
+    msg += f" ({detail})" if detail else ""
+    if problems:
+        msg += f"; could not read {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+    return MechgrokError(msg)
+
+
 def collect(paths, allow_empty: bool = False) -> tuple[list[dict], list[str]]:
     """Rows for every readable run file under ``paths``, and one line per file that is not.
     With ``allow_empty``, folders without run files give no rows instead of an error."""

@@ -589,17 +589,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", help="also the finished runs of this results table (results/runs.csv) whose "
                                     "files are not here")
     args = ap.parse_args(argv)
-    from .results import load
+    from .results import load, no_runs_error
 
     try:
         rows, problems, n_carried = load(args.paths, args.table or None)
         if n_carried:
             print(f"from {args.table}: {n_carried} finished rows whose files are not here")
-        for line in problems:
-            print(f"skipped: {line}", file=sys.stderr)
         unfinished = [r for r in rows if not r["finished"]]
         if not any(r["finished"] for r in rows):
-            raise MechgrokError(f"no finished runs under {', '.join(args.paths)} ({len(unfinished)} unfinished)")
+            raise no_runs_error(args.paths, problems, table=args.table, detail=f"{len(unfinished)} unfinished")
+        for line in problems:
+            print(f"skipped: {line}", file=sys.stderr)
     except MechgrokError as exc:
         print(f"python -m mechgrok.stats: error: {exc}", file=sys.stderr)
         return 2

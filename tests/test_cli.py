@@ -122,3 +122,29 @@ def test_help_and_refusals_do_not_import_transformer_lens(finished, tmp_path):
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
         rc, imported = r.stdout.split()[-2:]
         assert (rc, imported) == ("0" if "--help" in args else "2", "False"), (module, args, r.stderr)
+
+
+def test_other_clis_refuse_a_corrupt_file_or_bad_setting_in_one_line(tmp_path):
+    """Given only a corrupt run file, report, figures and stats say which file and why in one line
+    (not a 'skipped' line and then an error), exit 2 and write nothing; so does the demo given a
+    setting no run can have, before it starts any training."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(b"\x00 not hdf5 \x00" * 100)
+    digest = _digest(corrupt)
+    calls = [("report", [corrupt, "--out", "rep"]), ("figures", [corrupt, "--out", "figs"]),
+             ("stats", [corrupt, "--csv", "t.csv"]), ("demo", ["--steps", "-1", "--out", "demo"])]
+    for module, args in calls:
+        r = subprocess.run([sys.executable, "-m", f"mechgrok.{module}", *map(str, args)], capture_output=True,
+                           text=True, cwd=tmp_path, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, (module, r.stderr)
+        assert lines[0].startswith(f"python -m mechgrok.{module}: error:"), lines[0]
+        assert ("steps must be positive" if module == "demo" else "could not read") in lines[0], lines[0]
+        assert "not a readable HDF5 run file" in lines[0] or module == "demo", lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.h5"] and _digest(corrupt) == digest

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from . import runstore
-from .errors import MechgrokError, RunFileError
+from .errors import MechgrokError, RunFileError, out_file
 
 ANALYSES = ("fourier", "norms", "landscape", "probes")
 PROG = "python -m mechgrok.analyze"
@@ -431,6 +431,7 @@ def _summary_line(name: str, path: Path, s: dict) -> str:
 
 
 def _write_csv(name: str, results: list[tuple[Path, dict]], csv_path: str) -> None:
+    Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="") as f:
         w = None
         for path, arrays in results:
@@ -478,6 +479,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .results import current_analyses, find_run_files
 
+    try:
+        if args.every < 1:
+            raise MechgrokError(f"--every must be positive, got {args.every}")
+        if args.max_events < 0:
+            raise MechgrokError(f"--max-events must be 0 or more, got {args.max_events}")
+        if args.csv:
+            out_file(args.csv)
+    except MechgrokError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     files, bad = [], 0
     for p in args.paths:
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import runstore
 from .config import make_config
-from .errors import MechgrokError
+from .errors import MechgrokError, out_dir
 from .train import OneLineParser, default_run_path
 
 ARMS = ("baseline", "dream", "control")
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out)
     try:  # bad settings are refused here, in one line, before three training processes each refuse them
+        out_dir(out)
         for arm in ARMS:
             make_config("hard", arm, args.seed, steps=args.steps)
     except MechgrokError as exc:

@@ -1,4 +1,7 @@
-"""Errors that the command-line tools report as one line and exit code 2."""
+"""Errors that the command-line tools report as one line and exit code 2, and the checks of
+output locations that raise them before a command writes anything."""
+
+from pathlib import Path
 
 
 class MechgrokError(Exception):
@@ -7,6 +10,34 @@ class MechgrokError(Exception):
 
     def __str__(self) -> str:
         return " ".join(super().__str__().split())
+
+
+def _no_file_above(path: Path) -> None:
+    for parent in path.parents:  # the nearest one that exists must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                raise MechgrokError(f"{path}: {parent} is not a folder")
+            return
+
+
+def out_dir(path) -> Path:
+    """``path`` as a folder that output may go into (it need not exist yet); MechgrokError if
+    something other than a folder is there or above it. Commands check this before they write."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise MechgrokError(f"{path}: exists and is not a folder")
+    _no_file_above(path)
+    return path
+
+
+def out_file(path) -> Path:
+    """``path`` as a file that output may be written to; MechgrokError if a folder is there, or
+    a file where a folder above it would be."""
+    path = Path(path)
+    if path.is_dir():
+        raise MechgrokError(f"{path}: is a folder, not a file to write")
+    _no_file_above(path)
+    return path
 
 
 class ConfigError(MechgrokError):

@@ -41,7 +41,7 @@ import numpy as np
 from . import stats
 from .audit import before_grokking
 from .config import REPLAY_ARMS
-from .errors import MechgrokError
+from .errors import MechgrokError, out_dir
 from .results import (analysed, capped_loss_ratio, curve, finished, load, no_runs_error, seed_ranges, select,
                       shared_checkpoints)
 
@@ -595,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.spectra_per_arm < 0:
         ap.error("--spectra-per-arm must be 0 (every run) or more")
     try:
+        out_dir(args.out)
         rows, problems, _ = load(args.paths, args.table or None)
         if not finished(rows):
             raise no_runs_error(args.paths, problems, table=args.table)

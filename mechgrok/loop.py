@@ -89,10 +89,15 @@ def torch_threads(threads: int | None):
 
 
 def torch_device(device: str) -> torch.device:
-    """``device`` as a torch device; MechgrokError if it asks for CUDA that torch cannot see."""
-    dev = torch.device(device)
+    """``device`` as a torch device; MechgrokError if it is not cpu, cuda or cuda:N
+    (``train.check_device``), or asks for CUDA that torch cannot see."""
+    from .train import check_device
+
+    dev = torch.device(check_device(str(device)))
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise MechgrokError(f"device {device!r} asked for, but torch sees no CUDA device")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise MechgrokError(f"device {device!r} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 

@@ -26,7 +26,7 @@ from . import provenance, stats
 from .audit import (ALPHA, EQUIVALENCE, MIN_SEEDS, PAPER, PEAK_LEVEL, Audit, Verdict, calibration_rules, ci_text,
                     fmt, grokked_earlier, is_calibration, reading_of, readings, seed_speedup, speedup_effect)
 from .config import OPEN_CHOICES, REGIMES, make_config, reading_settings, stated_changes
-from .errors import MechgrokError
+from .errors import MechgrokError, out_dir
 from .fourier import step_or_never
 from .results import (compute_bounds_text, device_of, finished, has_file, load, no_runs_error, process_seconds,
                       seed_ranges, select, SUMMARY_COLUMNS, write_analyses, write_csv, write_curves)
@@ -566,12 +566,16 @@ def build(paths, out: str | Path, figures: bool = True, figures_dir: str | Path 
     runs.csv keeps them, and their learning curves and analysis series (C6, the analysis figures)
     come from the curves.csv and analyses.csv beside the table where they hold them
     (results.load); the report says how many rows were carried."""
+    out = out_dir(out)  # every output location is checked before anything is written
+    fig_dir = Path(figures_dir) if figures_dir is not None else out / "figures"
+    if figures:
+        out_dir(fig_dir)
+    if readme is not None:
+        readme_text(readme)
     rows, problems, n_carried = load(paths, table)
     if not rows:
         raise no_runs_error(paths, problems, "readable run files", table)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    fig_dir = Path(figures_dir) if figures_dir is not None else out / "figures"
     write_csv(rows, out / "runs.csv")
     write_curves(rows, out / "curves.csv")
     write_analyses(rows, out / "analyses.csv")
@@ -726,14 +730,26 @@ def findings(verdicts: list[Verdict], rows: list[dict], out: Path,
     return "\n".join(lines)
 
 
-def splice_findings(readme: str | Path, block: str) -> None:
+def readme_text(readme: str | Path) -> str:
+    """The text of a README whose Findings block the report replaces; MechgrokError if it is
+    missing or has no findings markers (checked before the report writes anything)."""
     path = Path(readme)
-    text = path.read_text()
+    if not path.is_file():
+        raise MechgrokError(f"{path}: no such README")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise MechgrokError(f"{path}: not a UTF-8 text file ({exc})") from None
     if FINDINGS_START not in text or FINDINGS_END not in text:
         raise MechgrokError(f"{path}: no findings markers ({FINDINGS_START} ... {FINDINGS_END})")
-    head, rest = text.split(FINDINGS_START, 1)
+    return text
+
+
+def splice_findings(readme: str | Path, block: str) -> None:
+    path = Path(readme)
+    head, rest = readme_text(path).split(FINDINGS_START, 1)
     _, tail = rest.split(FINDINGS_END, 1)
-    path.write_text(head + FINDINGS_START + "\n" + block + "\n" + FINDINGS_END + tail)
+    path.write_text(head + FINDINGS_START + "\n" + block + "\n" + FINDINGS_END + tail, encoding="utf-8")
 
 
 def to_html(markdown: str, base: Path) -> str:

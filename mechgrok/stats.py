@@ -20,11 +20,12 @@ import csv
 import math
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
 
-from .errors import MechgrokError
+from .errors import MechgrokError, out_file
 
 ALPHA = 0.05
 BOOTSTRAP_SEED = 20261124
@@ -592,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     from .results import load, no_runs_error
 
     try:
+        if args.csv:
+            out_file(args.csv)
         rows, problems, n_carried = load(args.paths, args.table or None)
         if n_carried:
             print(f"from {args.table}: {n_carried} finished rows whose files are not here")
@@ -611,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"left out: {len(unfinished)} unfinished run(s) (still training; not censored)")
     if args.csv:
         keys = sorted({k for ln in lines for k in ln}, key=lambda k: (k not in ("variant", "arm"), k))
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
         with open(args.csv, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=keys)
             w.writeheader()

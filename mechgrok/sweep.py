@@ -43,8 +43,8 @@ from pathlib import Path
 
 from . import runstore
 from .config import ARMS, REGIMES, RunConfig, from_json, make_config
-from .errors import MechgrokError, RunLockedError
-from .train import OneLineParser, add_config_flags, default_run_path, overrides_from_args
+from .errors import MechgrokError, RunLockedError, out_dir
+from .train import OneLineParser, add_config_flags, check_device, default_run_path, overrides_from_args
 
 PROG = "python -m mechgrok.sweep"
 EXIT_LOCKED = 3  # a worker found its run locked by another process
@@ -437,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
             raise MechgrokError(f"--workers must be positive, got {args.workers}")
         if args.threads < 1:
             raise MechgrokError(f"--threads must be positive, got {args.threads}")
+        check_device(args.device)
+        out_dir(args.out)
         jobs = plan(args.regimes, args.arms, parse_seeds(args.seeds), args.out, **overrides_from_args(args))
         elsewhere: list[Job] = []
         if args.done:

@@ -8,11 +8,12 @@ and bad input answer at once. Bad input is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from .config import ARMS, DREAM_SELECTIONS, REGIMES, SPLITS, RunConfig, make_config
-from .errors import MechgrokError
+from .errors import MechgrokError, out_dir
 
 PROG = "python -m mechgrok.train"
 
@@ -80,6 +81,15 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     return overrides
 
 
+def check_device(device: str) -> str:
+    """``device`` if it names one mechgrok trains on (``cpu``, ``cuda`` or ``cuda:N``); MechgrokError
+    otherwise. Checked on the text, before torch is imported; whether CUDA is there is checked
+    when training starts (``loop.torch_device``)."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise MechgrokError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+    return device
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = OneLineParser(prog=PROG, description="Train one run (baseline, dream or control) into one HDF5 run file.")
     ap.add_argument("--regime", required=True, help=f"one of {', '.join(REGIMES)}")
@@ -90,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(ap)
     ap.add_argument("--resume", action="store_true", help="continue an unfinished run from its last resume state")
     ap.add_argument("--overwrite", action="store_true", help="replace a run file that holds another run")
-    ap.add_argument("--device", default="cpu", help="torch device (cpu)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (cpu)")
     ap.add_argument("--threads", type=int,
                     help="torch CPU threads (torch's default; recorded in the run file)")
     ap.add_argument("--quiet", action="store_true", help="no progress display")
@@ -113,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             raise MechgrokError("--resume and --overwrite exclude each other")
         if args.threads is not None and args.threads < 1:
             raise MechgrokError(f"--threads must be positive, got {args.threads}")
+        check_device(args.device)
         cfg = config_from_args(args)
         path = Path(args.run_file) if args.run_file else default_run_path(cfg, args.out)
+        out_dir(path.parent)
         from . import runstore
 
         if runstore.prepare(path, cfg, resume=args.resume, overwrite=args.overwrite) == "done":

@@ -44,7 +44,7 @@ import h5py
 import numpy as np
 
 from . import runstore
-from .errors import MechgrokError, RunFileError
+from .errors import MechgrokError, RunFileError, out_dir
 from .results import find_run_files
 
 PROG = "python -m mechgrok.transport"
@@ -131,8 +131,7 @@ def pack(roots: list[str | os.PathLike], out: str | os.PathLike, *, max_mb: floa
     Returns the files written."""
     out = Path(out)
     run_files = [(root, find_run_files([root])) for root in map(Path, roots)]
-    if out.exists() and not out.is_dir():
-        raise MechgrokError(f"{out}: exists and is not a folder; choose another --out")
+    out_dir(out)
     ours = re.compile(rf"{re.escape(prefix)}-(manifest\.json|\d{{3,}}\.tar\.gz)")
     earlier = sorted(q for q in out.iterdir() if ours.fullmatch(q.name)) if out.is_dir() else []
     if earlier:

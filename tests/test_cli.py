@@ -148,3 +148,44 @@ def test_other_clis_refuse_a_corrupt_file_or_bad_setting_in_one_line(tmp_path):
         assert ("steps must be positive" if module == "demo" else "could not read") in lines[0], lines[0]
         assert "not a readable HDF5 run file" in lines[0] or module == "demo", lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.h5"] and _digest(corrupt) == digest
+
+
+def test_output_locations_and_options_are_checked_before_anything_is_written(finished, tmp_path, capsys):
+    """A file where an output folder goes (or above it), a folder where an output file goes, a
+    README the report cannot update, an unknown device and an impossible analysis option: one
+    line, exit 2, the run file untouched and nothing created, in every command that writes."""
+    from mechgrok import analyze, demo, figures, report, stats, sweep, train, transport
+
+    afile, adir = tmp_path / "afile", tmp_path / "adir"
+    afile.write_text("keep me\n")
+    adir.mkdir()
+    no_markers = tmp_path / "README.md"
+    no_markers.write_text("# a README without the findings markers\n")
+    digest = _digest(finished)
+    tiny = [str(a) for a in TINY_FLAGS]
+    calls = [
+        (report, [finished, "--out", afile, "--no-figures"], "afile: exists and is not a folder"),
+        (report, [finished, "--out", tmp_path / "rep", "--figures-dir", afile], "exists and is not a folder"),
+        (report, [finished, "--out", tmp_path / "rep", "--readme", no_markers], "no findings markers"),
+        (report, [finished, "--out", tmp_path / "rep", "--readme", tmp_path / "missing.md"], "no such README"),
+        (figures, [finished, "--out", afile / "sub"], "afile is not a folder"),
+        (stats, [finished, "--csv", adir], "is a folder, not a file to write"),
+        (analyze, ["norms", finished, "--csv", adir, "--quiet"], "is a folder, not a file to write"),
+        (analyze, ["probes", finished, "--every", "0", "--quiet"], "--every must be positive"),
+        (train, [*tiny, "--out", afile], "afile is not a folder"),
+        (train, [*tiny, "--out", tmp_path / "runs", "--device", "tpu"], "unknown device 'tpu'"),
+        (sweep, ["--regimes", "hard", "--seeds", "0", "--out", afile, "--dry-run"], "exists and is not a folder"),
+        (transport, ["pack", tmp_path, "--out", afile], "exists and is not a folder"),
+        (demo, ["--out", afile], "exists and is not a folder"),
+    ]
+    for module, args, fragment in calls:
+        capsys.readouterr()
+        try:
+            rc = module.main([str(a) for a in args])
+        except SystemExit as exc:  # a usage error (OneLineParser.error)
+            rc = exc.code
+        assert rc == 2, (module.__name__, args)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and fragment in err, (module.__name__, args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "adir", "afile", "run.h5"]
+    assert list(adir.iterdir()) == [] and afile.read_text() == "keep me\n" and _digest(finished) == digest

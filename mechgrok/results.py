@@ -507,8 +507,14 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
 
 def _read_csv(path, ints, floats) -> list[dict]:
     rows = []
+    defaulted = {"batch_runs", "threads", "denormals_flushed", "steps_trained", *EVENT_EFFECT_COLUMNS, *SUMMARY_COLUMNS}
+    needed = [c for c in (*ints, *floats, "finished", "grokked", "batch_size") if c not in defaulted]
     with open(path, newline="") as f:
-        for r in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        missing = [c for c in needed if c not in (reader.fieldnames or ())]
+        if missing:  # checked on the header, so a table with no rows is refused as well
+            raise ValueError(f"no column {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+        for r in reader:
             r.setdefault("batch_runs", "1")  # tables written before these columns existed
             r.setdefault("threads", "0")  # unknown
             r.setdefault("denormals_flushed", "False")  # every run before the flag kept subnormals

@@ -195,7 +195,7 @@ def unpack(tars: list[str | os.PathLike], root: str | os.PathLike, *, skip_exist
     """Extract the run files of ``tars`` under ``root``. Every member is checked first (a safe
     relative ``*.h5`` path, a readable finished run file); if a destination exists and is not
     byte-identical, nothing is written unless ``skip_existing``. Returns counts."""
-    root = Path(root)
+    root = out_dir(root)
     plan, same, clash = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for t in map(Path, tars):

@@ -152,8 +152,9 @@ def test_other_clis_refuse_a_corrupt_file_or_bad_setting_in_one_line(tmp_path):
 
 def test_output_locations_and_options_are_checked_before_anything_is_written(finished, tmp_path, capsys):
     """A file where an output folder goes (or above it), a folder where an output file goes, a
-    README the report cannot update, an unknown device and an impossible analysis option: one
-    line, exit 2, the run file untouched and nothing created, in every command that writes."""
+    README the report cannot update, a results table without its columns (even one with no
+    rows), an unknown device and an impossible analysis option: one line, exit 2, the run file
+    untouched and nothing created, in every command that writes."""
     from mechgrok import analyze, demo, figures, report, stats, sweep, train, transport
 
     afile, adir = tmp_path / "afile", tmp_path / "adir"
@@ -176,6 +177,10 @@ def test_output_locations_and_options_are_checked_before_anything_is_written(fin
         (train, [*tiny, "--out", tmp_path / "runs", "--device", "tpu"], "unknown device 'tpu'"),
         (sweep, ["--regimes", "hard", "--seeds", "0", "--out", afile, "--dry-run"], "exists and is not a folder"),
         (transport, ["pack", tmp_path, "--out", afile], "exists and is not a folder"),
+        (transport, ["unpack", tmp_path / "runs-000.tar.gz", "--root", afile / "runs"], "afile is not a folder"),
+        (stats, [finished, "--table", afile], "not a readable results table (ValueError: no column"),
+        (sweep, ["--regimes", "hard", "--seeds", "0", "--out", tmp_path / "runs", "--done", afile, "--dry-run"],
+         "not a readable results table"),
         (demo, ["--out", afile], "exists and is not a folder"),
     ]
     for module, args, fragment in calls:

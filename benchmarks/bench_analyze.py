@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -19,10 +20,11 @@ import torch
 
 from mechgrok import analyze
 from mechgrok import landscape as LS
+from mechgrok.train import OneLineParser, run_one_line
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OneLineParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", help="a run file (p = 97 for the figures the README quotes)")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -51,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_one_line("bench_analyze.py", main))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ import torch
 from mechgrok.batch import Batch, _Member
 from mechgrok.config import make_config
 from mechgrok.loop import _Run
+from mechgrok.train import OneLineParser, device_arg, positive_int, run_one_line
 
 
 def timed_fit(runs_per_batch: int, steps: int, arm: str, device: torch.device, folder: Path,
@@ -48,12 +50,12 @@ def timed_fit(runs_per_batch: int, steps: int, arm: str, device: torch.device, f
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, nargs="+", default=[1, 2, 4, 8])
-    ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = OneLineParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=positive_int, nargs="+", default=[1, 2, 4, 8])
+    ap.add_argument("--steps", type=positive_int, default=100)
+    ap.add_argument("--threads", type=positive_int, default=2)
     ap.add_argument("--arm", default="dream")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", type=device_arg, default="cpu")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -88,4 +90,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_one_line("bench_batch.py", main))

@@ -19,6 +19,7 @@ import copy
 import json
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ import torch
 from mechgrok import runstore
 from mechgrok.loop import _Run
 from mechgrok.model import last_logits
+from mechgrok.train import OneLineParser, positive_int, run_one_line
 
 TINY = torch.finfo(torch.float32).tiny
 
@@ -65,12 +67,13 @@ def _counts(run: _Run) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OneLineParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", help="a finished run file (its resume state is read, the file is not changed)")
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--steps", type=positive_int, default=10)
+    ap.add_argument("--reps", type=positive_int, default=3)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_denormals.json"))
     args = ap.parse_args()
+    runstore.read_config(args.run)  # a missing, corrupt or foreign file: one line (RunFileError), exit 2
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "copy.h5"
@@ -106,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_one_line("bench_denormals.py", main))

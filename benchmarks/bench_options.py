@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -25,12 +26,13 @@ from mechgrok import fastpath
 from mechgrok.config import make_config
 from mechgrok.data import encode, split_indices
 from mechgrok.model import build_model, per_example_loss, weights, load_weights
+from mechgrok.train import OneLineParser, positive_int, run_one_line
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--reps", type=int, default=30)
+    ap = OneLineParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=positive_int, default=2)
+    ap.add_argument("--reps", type=positive_int, default=30)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = make_config("hard", "baseline", 0)
@@ -89,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_one_line("bench_options.py", main))

@@ -36,6 +36,7 @@ from mechgrok.config import make_config
 from mechgrok.data import encode, split_indices
 from mechgrok.loop import _Run, train
 from mechgrok.model import build_model, weights
+from mechgrok.train import OneLineParser, positive_int, run_one_line
 
 
 class MinimalModel(nn.Module):
@@ -101,10 +102,10 @@ def matmul_flops(n: int = 2048, repeat: int = 10) -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=30, help="timed steps per variant")
-    ap.add_argument("--run-steps", type=int, default=800, help="steps of the real dream run")
+    ap = OneLineParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=positive_int, default=2)
+    ap.add_argument("--repeat", type=positive_int, default=30, help="timed steps per variant")
+    ap.add_argument("--run-steps", type=positive_int, default=800, help="steps of the real dream run")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -210,4 +211,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_one_line("bench_step.py", main))

@@ -14,17 +14,19 @@ import io
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from mechgrok.sweep import plan, run_local
+from mechgrok.train import OneLineParser, positive_int, run_one_line
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=300)
+    ap = OneLineParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=positive_int, default=4)
+    ap.add_argument("--steps", type=positive_int, default=300)
     args = ap.parse_args()
     result = {"runs": args.runs, "steps_per_run": args.steps, "regime": "hard", "cpu_count": os.cpu_count(),
               "platform": platform.platform()}
@@ -49,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_one_line("bench_sweep.py", main))

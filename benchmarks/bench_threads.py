@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mechgrok.train import OneLineParser, positive_int, run_one_line
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -51,9 +53,9 @@ def child(threads: int, seeds: int) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=4)
-    ap.add_argument("--reps", type=int, default=4, help="repetitions per thread count (run two at a time)")
+    ap = OneLineParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=positive_int, default=4)
+    ap.add_argument("--reps", type=positive_int, default=4, help="repetitions per thread count (run two at a time)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/bench_threads.json"))
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -85,4 +87,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_one_line("bench_threads.py", main))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ import numpy as np
 from mechgrok import fourier as F
 from mechgrok import runstore
 from mechgrok.analyze import RunView
+from mechgrok.train import OneLineParser, run_one_line
 
 
 def reading(path: Path) -> dict:
@@ -60,7 +62,7 @@ def reading(path: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OneLineParser(description=__doc__.splitlines()[0])
     ap.add_argument("paths", nargs="+", type=Path)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fourier_readings.json")
     args = ap.parse_args()
@@ -77,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_one_line("fourier_readings.py", main))

@@ -11,6 +11,7 @@ batched step and the share of it during which the device was busy.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from mechgrok.batch import Batch, _Member
 from mechgrok.config import make_config
+from mechgrok.train import OneLineParser, device_arg, positive_int, run_one_line
 
 
 def members(R: int, steps: int, device: torch.device, folder: Path, tag: str) -> list[_Member]:
@@ -32,10 +34,10 @@ def members(R: int, steps: int, device: torch.device, folder: Path, tag: str) ->
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--device", default="cuda")
+    ap = OneLineParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=positive_int, default=32)
+    ap.add_argument("--steps", type=positive_int, default=60)
+    ap.add_argument("--device", type=device_arg, default="cuda")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -66,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_one_line("profile_batch.py", main))

@@ -25,6 +25,32 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def device_arg(text: str) -> str:
+    """An argparse type: a device mechgrok trains on (``check_device``)."""
+    try:
+        return check_device(text)
+    except MechgrokError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def run_one_line(prog: str, main) -> int:
+    """Run a script's ``main()``: bad input it raises (MechgrokError) becomes one line on stderr
+    and exit code 2, as in the package's commands; otherwise its return value (None is 0)."""
+    try:
+        return main() or 0
+    except MechgrokError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def _none_or_int(text: str):
     return None if text.lower() == "none" else int(text)
 

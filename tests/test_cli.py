@@ -194,3 +194,23 @@ def test_output_locations_and_options_are_checked_before_anything_is_written(fin
         assert err.count("\n") == 1 and fragment in err, (module.__name__, args, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "adir", "afile", "run.h5"]
     assert list(adir.iterdir()) == [] and afile.read_text() == "keep me\n" and _digest(finished) == digest
+
+
+@pytest.mark.parametrize("script, args, fragment", [
+    ("bench_analyze.py", ["missing.h5"], "bench_analyze.py: error: missing.h5: no such run file"),
+    ("bench_denormals.py", ["corrupt.h5", "--out", "x.json"], "not a readable HDF5 run file"),
+    ("bench_batch.py", ["--device", "tpu"], "argument --device: unknown device 'tpu'"),
+    ("bench_sweep.py", ["--runs", "0"], "argument --runs: must be positive, got 0"),
+])
+def test_benchmark_scripts_refuse_bad_input_in_one_line(script, args, fragment, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (tmp_path / "corrupt.h5").write_bytes(b"\x00 not hdf5 \x00" * 100)
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and fragment in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.h5"]

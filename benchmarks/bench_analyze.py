@@ -8,7 +8,6 @@ interpolation (init -> final checkpoint) on all p*p pairs (train and test sets).
 Writes ``benchmarks/results/bench_analyze.json``. Run it on an idle machine.
 """
 
-import argparse
 import json
 import os
 import platform

@@ -15,7 +15,6 @@ Run it on an otherwise idle machine: other processes distort every number.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys

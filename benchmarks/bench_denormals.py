@@ -14,7 +14,6 @@ Writes ``benchmarks/results/bench_denormals.json`` (or ``--out``). Run it on an 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import platform

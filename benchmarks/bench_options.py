@@ -13,7 +13,6 @@ a change of numerics needs a time-to-grok comparison over seeds first.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys

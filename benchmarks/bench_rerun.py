@@ -17,7 +17,6 @@ Writes ``benchmarks/results/bench_rerun.json`` (or ``--out``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
@@ -25,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from mechgrok.errors import MechgrokError  # noqa: E402  (after the path above)
+from mechgrok.train import OneLineParser, default_run_path, positive_int, run_one_line  # noqa: E402
 
 # top-level attributes that say when, where and with which code a run was made, not what it computed
 PROVENANCE = ("created_utc", "resumed_utc", "git_commit", "git_uncommitted_changes", "resumed_git_commit",
@@ -99,26 +101,15 @@ def compare(original: Path, rerun: Path) -> dict:
 
 
 def main() -> int:
-    from mechgrok.errors import MechgrokError
-
-    try:
-        return _main()
-    except MechgrokError as exc:  # a missing, corrupt or unfinished run file: one line, exit 2
-        print(f"bench_rerun: error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OneLineParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path, help="finished run files to train again")
     ap.add_argument("--rerun-dir", required=True, type=Path, help="where the reruns go (kept)")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=positive_int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/bench_rerun.json")
     args = ap.parse_args()
 
     from mechgrok import runstore, sweep
     from mechgrok.config import from_json
-    from mechgrok.train import default_run_path
 
     originals = {}
     for path in args.runs:
@@ -149,4 +140,4 @@ def _main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_one_line("bench_rerun", main))

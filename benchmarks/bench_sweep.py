@@ -9,7 +9,6 @@ Trains ``--runs`` hard-regime runs (seeds 0.., arm baseline, paper settings, bud
 second over the whole sweep, process start-up included. Run it on an idle machine.
 """
 
-import argparse
 import io
 import json
 import os

@@ -20,7 +20,6 @@ Writes ``benchmarks/results/fourier_readings.json`` (or ``--out``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path

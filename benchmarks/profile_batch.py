@@ -10,7 +10,6 @@ batched step and the share of it during which the device was busy.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time

@@ -507,20 +507,20 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
 
 def _read_csv(path, ints, floats) -> list[dict]:
     rows = []
-    defaulted = {"batch_runs", "threads", "denormals_flushed", "steps_trained", *EVENT_EFFECT_COLUMNS, *SUMMARY_COLUMNS}
-    needed = [c for c in (*ints, *floats, "finished", "grokked", "batch_size") if c not in defaulted]
+    # columns that tables written before they existed lack: batch_runs 1, threads unknown (0), no
+    # run before the flag flushed subnormals, later analysis columns unknown; steps_trained below
+    defaults = {"batch_runs": "1", "threads": "0", "denormals_flushed": "False",
+                **{k: "nan" for k in (*EVENT_EFFECT_COLUMNS, *SUMMARY_COLUMNS)}}
+    needed = [c for c in (*ints, *floats, "finished", "grokked", "batch_size") if c not in {*defaults, "steps_trained"}]
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in needed if c not in (reader.fieldnames or ())]
         if missing:  # checked on the header, so a table with no rows is refused as well
             raise ValueError(f"no column {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
         for r in reader:
-            r.setdefault("batch_runs", "1")  # tables written before these columns existed
-            r.setdefault("threads", "0")  # unknown
-            r.setdefault("denormals_flushed", "False")  # every run before the flag kept subnormals
+            for k, v in defaults.items():
+                r.setdefault(k, v)
             r.setdefault("steps_trained", r["time_to_grok"] if r["grokked"] != "True" else "-1")
-            for k in (*EVENT_EFFECT_COLUMNS, *SUMMARY_COLUMNS):
-                r.setdefault(k, "nan")  # columns added later: unknown for rows of older tables
             for k in ints:
                 r[k] = int(r[k])
             for k in floats:

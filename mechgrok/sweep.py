@@ -44,7 +44,7 @@ from pathlib import Path
 from . import runstore
 from .config import ARMS, REGIMES, RunConfig, from_json, make_config
 from .errors import MechgrokError, RunLockedError, out_dir
-from .train import OneLineParser, add_config_flags, check_device, default_run_path, overrides_from_args
+from .train import OneLineParser, add_config_flags, default_run_path, device_arg, overrides_from_args, positive_int
 
 PROG = "python -m mechgrok.sweep"
 EXIT_LOCKED = 3  # a worker found its run locked by another process
@@ -401,17 +401,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"of {', '.join(ARMS)} (baseline dream control)")
     ap.add_argument("--seeds", default="42", help="e.g. 0-19 or 42,0-2 (42)")
     ap.add_argument("--out", default="runs", help="root folder of run files (runs/)")
-    ap.add_argument("--workers", type=int, help="worker processes (one per core)")
-    ap.add_argument("--threads", type=int, default=1,
+    ap.add_argument("--workers", type=positive_int, help="worker processes (one per core)")
+    ap.add_argument("--threads", type=positive_int, default=1,
                     help="torch threads per worker (1: one worker per core is the fastest layout)")
-    ap.add_argument("--device", default="cpu", help="torch device of every worker (cpu)")
+    ap.add_argument("--device", type=device_arg, default="cpu",
+                    help="torch device of every worker: cpu, cuda or cuda:N (cpu)")
     ap.add_argument("--backend", default="local", help="local (a process pool) or ray (local)")
     ap.add_argument("--address", help="ray: address of an existing cluster (host:port, ray://host:port, auto); "
                                       "none starts a local Ray instance")
     ap.add_argument("--dry-run", action="store_true", help="list the runs and what would happen to each")
     ap.add_argument("--done", metavar="TABLE", help="leave out runs this results table holds as finished whose "
                                                     "files are not here (e.g. results/runs.csv)")
-    ap.add_argument("--batch-runs", type=int, default=1,
+    ap.add_argument("--batch-runs", type=positive_int, default=1,
                     help="local backend: train up to this many runs that differ only in their seed in one "
                          "worker, as one batch with stacked parameters (mechgrok/batch.py); arms "
                          "dream-early and dream-plateau stay single (1)")
@@ -429,15 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.worker:
             unit = [Job(from_json(json.dumps(cfg)), Path(path)) for path, cfg in json.loads(args.worker)]
             return run_jobs(unit, args.threads, args.device)
-        if args.batch_runs < 1:
-            raise MechgrokError(f"--batch-runs must be positive, got {args.batch_runs}")
         if args.batch_runs > 1 and args.backend != "local":
             raise MechgrokError("--batch-runs applies to the local backend only")
-        if args.workers is not None and args.workers < 1:
-            raise MechgrokError(f"--workers must be positive, got {args.workers}")
-        if args.threads < 1:
-            raise MechgrokError(f"--threads must be positive, got {args.threads}")
-        check_device(args.device)
         out_dir(args.out)
         jobs = plan(args.regimes, args.arms, parse_seeds(args.seeds), args.out, **overrides_from_args(args))
         elsewhere: list[Job] = []

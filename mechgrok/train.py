@@ -33,6 +33,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+def check_device(device: str) -> str:
+    """``device`` if it names one mechgrok trains on (``cpu``, ``cuda`` or ``cuda:N``); MechgrokError
+    otherwise. Checked on the text, before torch is imported; whether CUDA is there is checked
+    when training starts (``loop.torch_device``)."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise MechgrokError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+    return device
+
+
 def device_arg(text: str) -> str:
     """An argparse type: a device mechgrok trains on (``check_device``)."""
     try:
@@ -107,15 +116,6 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     return overrides
 
 
-def check_device(device: str) -> str:
-    """``device`` if it names one mechgrok trains on (``cpu``, ``cuda`` or ``cuda:N``); MechgrokError
-    otherwise. Checked on the text, before torch is imported; whether CUDA is there is checked
-    when training starts (``loop.torch_device``)."""
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
-        raise MechgrokError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
-    return device
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = OneLineParser(prog=PROG, description="Train one run (baseline, dream or control) into one HDF5 run file.")
     ap.add_argument("--regime", required=True, help=f"one of {', '.join(REGIMES)}")
@@ -126,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(ap)
     ap.add_argument("--resume", action="store_true", help="continue an unfinished run from its last resume state")
     ap.add_argument("--overwrite", action="store_true", help="replace a run file that holds another run")
-    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (cpu)")
-    ap.add_argument("--threads", type=int,
+    ap.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (cpu)")
+    ap.add_argument("--threads", type=positive_int,
                     help="torch CPU threads (torch's default; recorded in the run file)")
     ap.add_argument("--quiet", action="store_true", help="no progress display")
     return ap
@@ -147,9 +147,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.resume and args.overwrite:
             raise MechgrokError("--resume and --overwrite exclude each other")
-        if args.threads is not None and args.threads < 1:
-            raise MechgrokError(f"--threads must be positive, got {args.threads}")
-        check_device(args.device)
         cfg = config_from_args(args)
         path = Path(args.run_file) if args.run_file else default_run_path(cfg, args.out)
         out_dir(path.parent)

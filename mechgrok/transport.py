@@ -129,9 +129,8 @@ def pack(roots: list[str | os.PathLike], out: str | os.PathLike, *, max_mb: floa
     Refuses, before writing anything, a root that does not exist and an ``out`` that already holds
     files of a pack with this prefix (they would be overwritten, or mixed with this pack's).
     Returns the files written."""
-    out = Path(out)
     run_files = [(root, find_run_files([root])) for root in map(Path, roots)]
-    out_dir(out)
+    out = out_dir(out)
     ours = re.compile(rf"{re.escape(prefix)}-(manifest\.json|\d{{3,}}\.tar\.gz)")
     earlier = sorted(q for q in out.iterdir() if ours.fullmatch(q.name)) if out.is_dir() else []
     if earlier:

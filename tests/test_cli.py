@@ -172,7 +172,7 @@ def test_output_locations_and_options_are_checked_before_anything_is_written(fin
         (figures, [finished, "--out", afile / "sub"], "afile is not a folder"),
         (stats, [finished, "--csv", adir], "is a folder, not a file to write"),
         (analyze, ["norms", finished, "--csv", adir, "--quiet"], "is a folder, not a file to write"),
-        (analyze, ["probes", finished, "--every", "0", "--quiet"], "--every must be positive"),
+        (analyze, ["probes", finished, "--every", "0", "--quiet"], "argument --every: must be positive, got 0"),
         (train, [*tiny, "--out", afile], "afile is not a folder"),
         (train, [*tiny, "--out", tmp_path / "runs", "--device", "tpu"], "unknown device 'tpu'"),
         (sweep, ["--regimes", "hard", "--seeds", "0", "--out", afile, "--dry-run"], "exists and is not a folder"),

@@ -460,14 +460,15 @@ def _up_to_date(name: str, current: dict[str, dict]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import OneLineParser, positive_int
+    from .train import OneLineParser, nonnegative_int, positive_int
 
     ap = OneLineParser(prog=PROG, description="Analyse run files; results go to /analysis/<name> in each file.")
     ap.add_argument("analysis", help=f"one of {', '.join(ANALYSES)}")
     ap.add_argument("paths", nargs="+", help="run files or folders (searched recursively)")
     ap.add_argument("--csv", help="write the per-checkpoint (or per-pair) table here")
     ap.add_argument("--pair", action="append", default=[], help="landscape: extra pair A:B (steps or names)")
-    ap.add_argument("--max-events", type=int, default=8, help="landscape: replay events to interpolate across (8)")
+    ap.add_argument("--max-events", type=nonnegative_int, default=8,
+                    help="landscape: replay events to interpolate across (8)")
     ap.add_argument("--every", type=positive_int, default=1, help="probes: every N-th checkpoint (1)")
     ap.add_argument("--quiet", action="store_true", help="no progress display")
     ap.add_argument("--missing", action="store_true", help="only files without a current result of this analysis "
@@ -480,8 +481,6 @@ def main(argv: list[str] | None = None) -> int:
     from .results import current_analyses, find_run_files
 
     try:
-        if args.max_events < 0:
-            raise MechgrokError(f"--max-events must be 0 or more, got {args.max_events}")
         if args.csv:
             out_file(args.csv)
     except MechgrokError as exc:

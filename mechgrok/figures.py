@@ -581,19 +581,17 @@ def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import OneLineParser
+    from .train import OneLineParser, nonnegative_int
 
     ap = OneLineParser(prog="python -m mechgrok.figures", description="Draw the paper's figures from run files.")
     ap.add_argument("paths", nargs="+", help="run files or folders (searched recursively)")
     ap.add_argument("--out", default="figures", help="output folder (figures/)")
     ap.add_argument("--table", help="also the finished runs of this results table (results/runs.csv) whose "
                                     "files are not here, with the curves and analyses tables beside it")
-    ap.add_argument("--spectra-per-arm", type=int, default=SPECTRA_PER_ARM, metavar="N",
+    ap.add_argument("--spectra-per-arm", type=nonnegative_int, default=SPECTRA_PER_ARM, metavar="N",
                     help=f"W_E spectrum heatmaps per variant and arm: seed 42 and the lowest seeds analysed in every "
                          f"arm ({SPECTRA_PER_ARM}; 0 = one for every analysed run)")
     args = ap.parse_args(argv)
-    if args.spectra_per_arm < 0:
-        ap.error("--spectra-per-arm must be 0 (every run) or more")
     try:
         out_dir(args.out)
         rows, problems, _ = load(args.paths, args.table or None)

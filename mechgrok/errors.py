@@ -1,6 +1,7 @@
-"""Errors that the command-line tools report as one line and exit code 2, and the checks of
-output locations that raise them before a command writes anything."""
+"""Errors that the command-line tools report as one line and exit code 2, and the checks that
+raise them before a command writes or imports torch: of output locations and of device names."""
 
+import re
 from pathlib import Path
 
 
@@ -38,6 +39,15 @@ def out_file(path) -> Path:
         raise MechgrokError(f"{path}: is a folder, not a file to write")
     _no_file_above(path)
     return path
+
+
+def check_device(device: str) -> str:
+    """``device`` if it names one mechgrok trains on (``cpu``, ``cuda`` or ``cuda:N``); MechgrokError
+    otherwise. Checked on the text, before torch is imported; whether CUDA is there is checked
+    when training starts (``loop.torch_device``)."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise MechgrokError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+    return device
 
 
 class ConfigError(MechgrokError):

@@ -38,7 +38,7 @@ import torch
 
 from . import __version__, runstore
 from .config import TARGETED_ARMS, RunConfig
-from .errors import MechgrokError
+from .errors import MechgrokError, check_device
 from .data import encode, split_indices
 from .model import build_model, evaluate, flush_denormals, last_logits, load_weights, named_parameters, \
     per_example_loss, weight_norm, weights
@@ -90,9 +90,7 @@ def torch_threads(threads: int | None):
 
 def torch_device(device: str) -> torch.device:
     """``device`` as a torch device; MechgrokError if it is not cpu, cuda or cuda:N
-    (``train.check_device``), or asks for CUDA that torch cannot see."""
-    from .train import check_device
-
+    (``errors.check_device``), or asks for CUDA that torch cannot see."""
     dev = torch.device(check_device(str(device)))
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise MechgrokError(f"device {device!r} asked for, but torch sees no CUDA device")

@@ -48,21 +48,29 @@ def _lower_median(steps: list[int]) -> int:
     return steps[(len(steps) - 1) // 2]
 
 
+def _spread(values) -> str:
+    """'median (lowest-highest)' of integers (the lower middle one of an even count), the value
+    itself where all are equal, '-' for none."""
+    v = sorted(values)
+    return "-" if not v else str(v[0]) if v[0] == v[-1] else f"{_lower_median(v)} ({v[0]}-{v[-1]})"
+
+
 def _calibration_arm_row(variant: str, arm: str, runs: list[dict]) -> list[str]:
     """One arm of a calibration variant, summarised: its runs and seeds, devices, how many grokked
-    and the spread of their grok steps, the lowest peak test and final train accuracy, and the steps
-    at which its runs memorised. Each run's own values are in results/runs.csv."""
+    and the spread of their grok steps, the lowest peak test and final train accuracy, the steps
+    at which its runs memorised, and the spread of their replay updates (extra_updates: what tells
+    C8's timing arms apart). Each run's own values are in results/runs.csv."""
     done = finished(runs)  # one per seed: the longest budget of a seed run several times
     by_seed = {r["seed"]: r for r in runs if not r["finished"]} | {r["seed"]: r for r in done}  # finished first
     runs, training = list(by_seed.values()), len(by_seed) - len(done)
-    grok = sorted(r["time_to_grok"] for r in done if r["grokked"])
-    spread = (f"{_lower_median(grok)} ({grok[0]}-{grok[-1]})" if len(grok) > 1 else str(grok[0]) if grok else "-")
+    grok = [r["time_to_grok"] for r in done if r["grokked"]]
     memorised = _counted("never" if r["memorised_step"] < 0 else str(r["memorised_step"]) for r in done)
     return [f"`{variant}`", arm, f"{len(runs)} ({seed_ranges(r['seed'] for r in runs)})",
             _counted(device_of(r) for r in runs), f"{len(grok)}/{len(done)}" + (f" ({training} still training)"
                                                                                   if training else ""),
-            spread, fmt(min(r["peak_test_acc"] for r in done), 4) if done else "-",
-            f"{min(r['final_train_acc'] for r in done):.3f}" if done else "-", memorised or "-"]
+            _spread(grok), fmt(min(r["peak_test_acc"] for r in done), 4) if done else "-",
+            f"{min(r['final_train_acc'] for r in done):.3f}" if done else "-", memorised or "-",
+            _spread(r["extra_updates"] for r in done)]
 
 
 def _calibration_section(rows: list[dict]) -> str:
@@ -92,9 +100,11 @@ def _calibration_section(rows: list[dict]) -> str:
         "count, as a Kaplan-Meier median takes), and their range; the Kaplan-Meier median, which keeps the runs "
         "that never grokked, is in 'Time-to-grok by arm'; accuracies: the lowest over the "
         "arm's finished runs; memorised: the step of the first evaluation with train accuracy "
-        f">= {make_config('hard').memorised_threshold}: how many runs reached it there.", "",
+        f">= {make_config('hard').memorised_threshold}: how many runs reached it there; replay updates: the extra "
+        "updates of replay (dream, control and the timing arms; 0 for the baseline and grokfast) a run made before it "
+        "stopped, median and range over the finished runs.", "",
         _md_table(["variant", "arm", "runs (seeds)", "device", "grokked", "grok step", "lowest peak test acc",
-                   "lowest final train acc", "memorised"], body), "", *_calibration_notes(finished(cal)), "",
+                   "lowest final train acc", "memorised", "replay updates"], body), "", *_calibration_notes(finished(cal)), "",
         *[line for v in variants for line in _calibration_rules(rows, v)]])
 
 

@@ -8,12 +8,11 @@ and bad input answer at once. Bad input is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 from .config import ARMS, DREAM_SELECTIONS, REGIMES, SPLITS, RunConfig, make_config
-from .errors import MechgrokError, out_dir
+from .errors import MechgrokError, check_device, out_dir
 
 PROG = "python -m mechgrok.train"
 
@@ -40,15 +39,6 @@ def positive_int(text: str) -> int:
 def nonnegative_int(text: str) -> int:
     """An argparse type: a whole number of at least 0."""
     return _int_at_least(text, 0, "0 or more")
-
-
-def check_device(device: str) -> str:
-    """``device`` if it names one mechgrok trains on (``cpu``, ``cuda`` or ``cuda:N``); MechgrokError
-    otherwise. Checked on the text, before torch is imported; whether CUDA is there is checked
-    when training starts (``loop.torch_device``)."""
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
-        raise MechgrokError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
-    return device
 
 
 def device_arg(text: str) -> str:

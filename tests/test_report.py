@@ -348,8 +348,11 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
            "3000 vs control 4000 (1.33x)." in cal
     assert "seed 1: control not grokked by 20000 vs baseline 4400 (0.22x)" in cal
     # one row per arm (each run's own values are in runs.csv): seed 1's control run never grokked
-    assert "| control | 3 (0, 1, 42) | cuda: 2, synthetic: 1 | 2/3 | 4000 (4000-4400) | 0.02 | 1.000 | 200: 3 |" in cal
-    assert "| dream | 3 (0, 1, 42) | synthetic: 3 | 3/3 | 3200 (3000-4200) | 0.99 | 1.000 | 200: 3 |" in cal
+    # replay updates: 2 per event every 400 steps until the run stopped (2000 steps after grokking, or its budget)
+    assert "| control | 3 (0, 1, 42) | cuda: 2, synthetic: 1 | 2/3 | 4000 (4000-4400) | 0.02 | 1.000 | 200: 3 | " \
+           "32 (30-100) |" in cal
+    assert "| dream | 3 (0, 1, 42) | synthetic: 3 | 3/3 | 3200 (3000-4200) | 0.99 | 1.000 | 200: 3 | 26 (24-30) |" in cal
+    assert "| baseline | 3 (0, 1, 42) | synthetic: 3 | 3/3 | 4000 (4000-4400) | 0.99 | 1.000 | 200: 3 | 0 |" in cal
     assert cal.count("| `hard@split=random,train_fraction=0.3,weight_decay=1.0` |") == 3
     assert "(0.22x); seed 42: control 4000 vs baseline 4000 (1.00x). Pairs trained on two devices (seeds 0, 1: " \
            "control on cuda, baseline on synthetic): both runs of a seed start from the same weights" in cal
@@ -369,6 +372,28 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
     assert "control grokked 2/3 (steps 4000, 4400)" in block and "; dream vs control, same seeds: speed-up " in block
     rules = out.read_text().split("### The claims' rules on", 1)[1].split("\n## ", 1)[0]
     assert "| C9 | " in rules and "| 3 (0, 1, 42) |" in rules  # with a control arm, C9's rule has runs too
+
+
+def test_c8_timing_arms_run_only_as_a_calibration_are_pointed_to_not_audited(tmp_path):
+    """C8's timing arms trained where a stated setting is changed (here the replay interval) give no
+    C8 verdict: the verdict stays 'no runs', and its notes name the calibration that holds them; the
+    calibration's own rule (descriptive) compares them, and its table counts their replay updates."""
+    cal = dict(budget=20000, split="random", train_fraction=0.3, dream_every=50, eval_every=50)
+    for s, (b, e, p) in enumerate(((4000, 4400, 3600), (5000, 5200, 4000), (3000, 3000, 3400))):
+        for arm, grok in (("baseline", b), ("dream-early", e), ("dream-plateau", p)):
+            synth_run(tmp_path / f"{arm}{s}.h5", arm, s, grok, **cal)
+    rows, _ = collect([tmp_path])
+    variant = "hard@split=random,train_fraction=0.3,eval_every=50,dream_every=50"
+    assert audit.readings(rows) == [] and {r["variant"] for r in rows} == {variant}
+    c8 = {v.id: v for v in audit.Audit(rows).all()}["C8"]
+    assert c8.verdict == "no runs" and c8.notes[-1] == (
+        f"run where stated settings are changed, a calibration that enters no verdict: `{variant}` (dream-early "
+        "seeds 0-2, dream-plateau seeds 0-2); the claim's rule on it is in REPORT.md, 'Calibration runs'")
+    rule = {v.id: v for v in audit.calibration_rules(rows, variant)}["C8"]
+    assert rule.n == 3 and rule.verdict != "no runs"
+    text = report._calibration_section(rows)
+    assert "eval_every 200 -> 50" in text and "dream_every 400 -> 50" in text
+    assert "| dream-early | 3 (0-2) | synthetic: 3 | 3/3 | 4400 (3000-5200) |" in text
 
 
 def test_calibration_table_counts_each_seed_once_and_the_runs_still_training(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 TORCH   := torch==2.13.0
 
-.PHONY: setup demo test clean-venv pilot screen stage2 random-split calibrate horizon seed42
+.PHONY: setup demo test clean-venv pilot screen stage2 random-split calibrate timing horizon seed42
 
 setup: $(STAMP)
 
@@ -79,6 +79,15 @@ random-split: $(STAMP)
 CAL := --regimes hard --steps 20000 --split random --train-fraction 0.3 --lr 1e-3 --weight-decay 1.0
 calibrate: $(STAMP)
 	$(SWEEP) $(CAL) --arms baseline dream --seeds 42,0-3
+
+# Stage 4, C8's timing ablation (dream-early: replay only before the run memorises; dream-plateau:
+# only from then on), where the hard regime groks: the calibration above. There the runs memorise
+# by step 200, before the first replay event at the stated interval of 400, so both timing arms
+# would equal another arm; replay and evaluation every 50 steps (an interval chosen from the
+# memorisation step alone, before any run of it) give dream-early events before memorising. It
+# changes stated settings, so it is a calibration too and enters no verdict. Two runs side by side.
+timing: $(STAMP)
+	$(SWEEP) $(CAL) --dream-every 50 --eval-every 50 --arms baseline dream-early dream-plateau --seeds 42,0,1 --workers 2
 
 # Stage 1c, the paper's single-seed times at more seeds (hard, stated reading). C3 also claims
 # baseline ~7800 and control ~7400 steps: each is tested by the sign test at 1.5x the claimed

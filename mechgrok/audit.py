@@ -603,9 +603,10 @@ class Audit:
                 v.notes.insert(0, f"not run: no run of any arm in this reading grokked (0/{len(hard)}, longest "
                                f"{max(r['time_to_grok'] for r in hard)} steps), so neither timing can be told "
                                "apart from the baseline by its time to grok")
+            timing = ("dream-early", "dream-plateau")
             for cal in sorted({r["variant"] for r in self.rows if r["regime"] == "hard" and is_calibration(r["variant"])
-                               and r["arm"] in ("dream-early", "dream-plateau")}):
-                seeds = {a: self._seeds(select(self.rows, variant=cal, arm=a)) for a in ("dream-early", "dream-plateau")}
+                               and r["arm"] in timing}):
+                seeds = {a: self._seeds(select(self.rows, variant=cal, arm=a)) for a in timing}
                 v.notes.append(f"run where stated settings are changed, a calibration that enters no verdict: `{cal}` "
                                f"(dream-early seeds {seeds['dream-early']}, dream-plateau seeds {seeds['dream-plateau']}); "
                                "the claim's rule on it is in REPORT.md, 'Calibration runs'")

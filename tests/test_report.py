@@ -377,7 +377,9 @@ def test_calibration_runs_enter_no_verdict(tmp_path):
 def test_c8_timing_arms_run_only_as_a_calibration_are_pointed_to_not_audited(tmp_path):
     """C8's timing arms trained where a stated setting is changed (here the replay interval) give no
     C8 verdict: the verdict stays 'no runs', and its notes name the calibration that holds them; the
-    calibration's own rule (descriptive) compares them, and its table counts their replay updates."""
+    calibration's own rule (descriptive) compares them, and its table has a row per timing arm (the
+    replay-update column is asserted in test_calibration_runs_enter_no_verdict: synthetic timing arms
+    do not replay)."""
     cal = dict(budget=20000, split="random", train_fraction=0.3, dream_every=50, eval_every=50)
     for s, (b, e, p) in enumerate(((4000, 4400, 3600), (5000, 5200, 4000), (3000, 3000, 3400))):
         for arm, grok in (("baseline", b), ("dream-early", e), ("dream-plateau", p)):

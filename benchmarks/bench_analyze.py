@@ -19,7 +19,7 @@ import torch
 
 from mechgrok import analyze
 from mechgrok import landscape as LS
-from mechgrok.train import OneLineParser, run_one_line
+from mechgrok.cli import OneLineParser, run_one_line
 
 
 def main() -> None:

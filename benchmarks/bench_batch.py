@@ -27,7 +27,7 @@ import torch
 from mechgrok.batch import Batch, _Member
 from mechgrok.config import make_config
 from mechgrok.loop import _Run
-from mechgrok.train import OneLineParser, device_arg, positive_int, run_one_line
+from mechgrok.cli import OneLineParser, device_arg, positive_int, run_one_line
 
 
 def timed_fit(runs_per_batch: int, steps: int, arm: str, device: torch.device, folder: Path,

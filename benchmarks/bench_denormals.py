@@ -28,7 +28,7 @@ import torch
 from mechgrok import runstore
 from mechgrok.loop import _Run
 from mechgrok.model import last_logits
-from mechgrok.train import OneLineParser, positive_int, run_one_line
+from mechgrok.cli import OneLineParser, positive_int, run_one_line
 
 TINY = torch.finfo(torch.float32).tiny
 

@@ -25,7 +25,7 @@ from mechgrok import fastpath
 from mechgrok.config import make_config
 from mechgrok.data import encode, split_indices
 from mechgrok.model import build_model, per_example_loss, weights, load_weights
-from mechgrok.train import OneLineParser, positive_int, run_one_line
+from mechgrok.cli import OneLineParser, positive_int, run_one_line
 
 
 def main() -> None:

@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mechgrok.errors import MechgrokError  # noqa: E402  (after the path above)
-from mechgrok.train import OneLineParser, default_run_path, positive_int, run_one_line  # noqa: E402
+from mechgrok.cli import OneLineParser, positive_int, run_one_line  # noqa: E402
+from mechgrok.train import default_run_path  # noqa: E402
 
 # top-level attributes that say when, where and with which code a run was made, not what it computed
 PROVENANCE = ("created_utc", "resumed_utc", "git_commit", "git_uncommitted_changes", "resumed_git_commit",

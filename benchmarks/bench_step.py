@@ -35,7 +35,7 @@ from mechgrok.config import make_config
 from mechgrok.data import encode, split_indices
 from mechgrok.loop import _Run, train
 from mechgrok.model import build_model, weights
-from mechgrok.train import OneLineParser, positive_int, run_one_line
+from mechgrok.cli import OneLineParser, positive_int, run_one_line
 
 
 class MinimalModel(nn.Module):

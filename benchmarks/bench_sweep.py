@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from mechgrok.sweep import plan, run_local
-from mechgrok.train import OneLineParser, positive_int, run_one_line
+from mechgrok.cli import OneLineParser, positive_int, run_one_line
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mechgrok.train import OneLineParser, positive_int, run_one_line
+from mechgrok.cli import OneLineParser, positive_int, run_one_line
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -29,7 +29,7 @@ import numpy as np
 from mechgrok import fourier as F
 from mechgrok import runstore
 from mechgrok.analyze import RunView
-from mechgrok.train import OneLineParser, run_one_line
+from mechgrok.cli import OneLineParser, run_one_line
 
 
 def reading(path: Path) -> dict:

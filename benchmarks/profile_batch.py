@@ -20,7 +20,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from mechgrok.batch import Batch, _Member
 from mechgrok.config import make_config
-from mechgrok.train import OneLineParser, device_arg, positive_int, run_one_line
+from mechgrok.cli import OneLineParser, device_arg, positive_int, run_one_line
 
 
 def members(R: int, steps: int, device: torch.device, folder: Path, tag: str) -> list[_Member]:

@@ -460,7 +460,7 @@ def _up_to_date(name: str, current: dict[str, dict]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import OneLineParser, nonnegative_int, positive_int
+    from .cli import OneLineParser, error_line, nonnegative_int, positive_int
 
     ap = OneLineParser(prog=PROG, description="Analyse run files; results go to /analysis/<name> in each file.")
     ap.add_argument("analysis", help=f"one of {', '.join(ANALYSES)}")
@@ -484,15 +484,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.csv:
             out_file(args.csv)
     except MechgrokError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return error_line(PROG, exc)
     files, bad = [], 0
     for p in args.paths:
         try:
             files += find_run_files([p])
         except MechgrokError as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
             bad += 1
+            error_line(PROG, exc)
     options = {"landscape": {"pairs": args.pair, "max_events": args.max_events}, "probes": {"every": args.every}}
     progress = None if args.quiet else _progress_bar()
     results = []
@@ -507,8 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         except SlimRunError as exc:  # not an error: the run was analysed before it was packed
             print(f"{PROG}: skipped: {exc}", file=sys.stderr)
         except MechgrokError as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
             bad += 1
+            error_line(PROG, exc)
     if args.csv and results:
         _write_csv(args.analysis, results, args.csv)
     return 2 if bad else 0

@@ -19,7 +19,8 @@ from pathlib import Path
 from . import runstore
 from .config import make_config
 from .errors import MechgrokError, out_dir
-from .train import OneLineParser, default_run_path
+from .cli import OneLineParser
+from .train import default_run_path
 
 ARMS = ("baseline", "dream", "control")
 

@@ -581,7 +581,7 @@ def make_all(rows, out: str | Path, prune: bool = False, captions: dict | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import OneLineParser, nonnegative_int
+    from .cli import OneLineParser, error_line, nonnegative_int
 
     ap = OneLineParser(prog="python -m mechgrok.figures", description="Draw the paper's figures from run files.")
     ap.add_argument("paths", nargs="+", help="run files or folders (searched recursively)")
@@ -601,8 +601,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped: {p}", file=sys.stderr)
         paths = make_all(rows, args.out, spectra_per_arm=args.spectra_per_arm or None)
     except MechgrokError as exc:
-        print(f"python -m mechgrok.figures: error: {exc}", file=sys.stderr)
-        return 2
+        return error_line(ap.prog, exc)
     for p in paths:
         print(p)
     return 0

@@ -828,7 +828,7 @@ def to_html(markdown: str, base: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import OneLineParser
+    from .cli import OneLineParser, error_line
 
     ap = OneLineParser(prog="python -m mechgrok.report", description="Write the claims audit from run files.")
     ap.add_argument("paths", nargs="+", help="run files or folders (searched recursively)")
@@ -849,8 +849,7 @@ def main(argv: list[str] | None = None) -> int:
         path, verdicts = build(args.paths, args.out, figures=not args.no_figures, figures_dir=args.figures_dir,
                                readme=args.readme, table=table)
     except MechgrokError as exc:
-        print(f"python -m mechgrok.report: error: {exc}", file=sys.stderr)
-        return 2
+        return error_line(ap.prog, exc)
     for v in verdicts:
         print(f"{v.id:<4} {v.verdict:<24} {v.effect}")
     print(f"wrote {path} and {path.parent / 'report.html'}")

@@ -582,7 +582,7 @@ def extra_lines(rows: list[dict]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import OneLineParser
+    from .cli import OneLineParser, error_line
 
     ap = OneLineParser(prog="python -m mechgrok.stats", description="Time-to-grok statistics of run files.")
     ap.add_argument("paths", nargs="+", help="run files or folders (searched recursively)")
@@ -604,8 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in problems:
             print(f"skipped: {line}", file=sys.stderr)
     except MechgrokError as exc:
-        print(f"python -m mechgrok.stats: error: {exc}", file=sys.stderr)
-        return 2
+        return error_line(ap.prog, exc)
     lines = table(rows)
     print(format_table(lines))
     for line in extra_lines(rows):

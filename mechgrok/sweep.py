@@ -44,7 +44,8 @@ from pathlib import Path
 from . import runstore
 from .config import ARMS, REGIMES, RunConfig, from_json, make_config
 from .errors import MechgrokError, RunLockedError, out_dir
-from .train import OneLineParser, add_config_flags, default_run_path, device_arg, overrides_from_args, positive_int
+from .cli import OneLineParser, device_arg, error_line, positive_int
+from .train import add_config_flags, default_run_path, overrides_from_args
 
 PROG = "python -m mechgrok.sweep"
 EXIT_LOCKED = 3  # a worker found its run locked by another process
@@ -455,8 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = run_local(jobs, args.workers, args.threads, args.device, batch_runs=args.batch_runs)
     except MechgrokError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return error_line(PROG, exc)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; run the same command again to continue", file=sys.stderr)
         return 130

@@ -12,51 +12,10 @@ import sys
 from pathlib import Path
 
 from .config import ARMS, DREAM_SELECTIONS, REGIMES, SPLITS, RunConfig, make_config
-from .errors import MechgrokError, check_device, out_dir
+from .cli import OneLineParser, device_arg, error_line, positive_int
+from .errors import MechgrokError, out_dir
 
 PROG = "python -m mechgrok.train"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (exit code 2)."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _int_at_least(text: str, low: int, words: str) -> int:
-    value = int(text)
-    if value < low:
-        raise argparse.ArgumentTypeError(f"must be {words}, got {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    return _int_at_least(text, 1, "positive")
-
-
-def nonnegative_int(text: str) -> int:
-    """An argparse type: a whole number of at least 0."""
-    return _int_at_least(text, 0, "0 or more")
-
-
-def device_arg(text: str) -> str:
-    """An argparse type: a device mechgrok trains on (``check_device``)."""
-    try:
-        return check_device(text)
-    except MechgrokError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def run_one_line(prog: str, main) -> int:
-    """Run a script's ``main()``: bad input it raises (MechgrokError) becomes one line on stderr
-    and exit code 2, as in the package's commands; otherwise its return value (None is 0)."""
-    try:
-        return main() or 0
-    except MechgrokError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
 
 
 def _none_or_int(text: str):
@@ -165,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             if bar is not None:
                 bar.close()
     except MechgrokError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return error_line(PROG, exc)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; continue with --resume", file=sys.stderr)
         return 130

@@ -27,7 +27,6 @@ Unfinished runs are never packed: they would count as neither grokked nor censor
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import hashlib
 import io
@@ -230,7 +229,9 @@ def unpack(tars: list[str | os.PathLike], root: str | os.PathLike, *, skip_exist
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    from .cli import OneLineParser, error_line
+
+    ap = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("pack", help="slim finished runs into tar files")
     p.add_argument("roots", nargs="+", help="run folders (paths inside the tar are relative to these)")
@@ -258,8 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"unpacked {n['unpacked']} runs under {args.root} ({n['identical']} already there, "
                   f"{n['skipped']} skipped)")
     except MechgrokError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return error_line(PROG, exc)
     return 0
 
 

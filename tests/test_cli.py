@@ -182,6 +182,8 @@ def test_output_locations_and_options_are_checked_before_anything_is_written(fin
         (sweep, ["--regimes", "hard", "--seeds", "0", "--out", afile, "--dry-run"], "exists and is not a folder"),
         (transport, ["pack", tmp_path, "--out", afile], "exists and is not a folder"),
         (transport, ["unpack", tmp_path / "runs-000.tar.gz", "--root", afile / "runs"], "afile is not a folder"),
+        (transport, ["pack", tmp_path], "the following arguments are required: --out"),
+        (transport, [], "the following arguments are required: cmd"),
         (stats, [finished, "--table", afile], "not a readable results table (ValueError: no column"),
         (sweep, ["--regimes", "hard", "--seeds", "0", "--out", tmp_path / "runs", "--done", afile, "--dry-run"],
          "not a readable results table"),

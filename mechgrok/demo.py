@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 from . import runstore
+from .cli import OneLineParser
 from .config import make_config
 from .errors import MechgrokError, out_dir
-from .cli import OneLineParser
 from .train import default_run_path
 
 ARMS = ("baseline", "dream", "control")

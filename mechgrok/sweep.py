@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import runstore
+from .cli import OneLineParser, device_arg, error_line, positive_int
 from .config import ARMS, REGIMES, RunConfig, from_json, make_config
 from .errors import MechgrokError, RunLockedError, out_dir
-from .cli import OneLineParser, device_arg, error_line, positive_int
 from .train import add_config_flags, default_run_path, overrides_from_args
 
 PROG = "python -m mechgrok.sweep"

@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import ARMS, DREAM_SELECTIONS, REGIMES, SPLITS, RunConfig, make_config
 from .cli import OneLineParser, device_arg, error_line, positive_int
+from .config import ARMS, DREAM_SELECTIONS, REGIMES, SPLITS, RunConfig, make_config
 from .errors import MechgrokError, out_dir
 
 PROG = "python -m mechgrok.train"

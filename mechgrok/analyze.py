@@ -476,8 +476,7 @@ def main(argv: list[str] | None = None) -> int:
                                                            "stored before a reading it now holds existed)")
     args = ap.parse_args(argv)
     if args.analysis not in ANALYSES:
-        print(f"{PROG}: error: unknown analysis {args.analysis!r}; choose from {', '.join(ANALYSES)}", file=sys.stderr)
-        return 2
+        return error_line(PROG, f"unknown analysis {args.analysis!r}; choose from {', '.join(ANALYSES)}")
     from .results import current_analyses, find_run_files
 
     try:

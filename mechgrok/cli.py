@@ -14,7 +14,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit code 2)."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(error_line(self.prog, message))
 
 
 def _int_at_least(text: str, low: int, words: str) -> int:
@@ -42,9 +42,9 @@ def device_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def error_line(prog: str, exc: MechgrokError) -> int:
-    """Report bad input as one line on stderr; the exit code for it (2)."""
-    print(f"{prog}: error: {exc}", file=sys.stderr)
+def error_line(prog: str, problem: MechgrokError | str) -> int:
+    """Report bad input (an error, or its message) as one line on stderr; the exit code for it (2)."""
+    print(f"{prog}: error: {problem}", file=sys.stderr)
     return 2
 
 

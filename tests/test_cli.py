@@ -173,6 +173,7 @@ def test_output_locations_and_options_are_checked_before_anything_is_written(fin
         (stats, [finished, "--csv", adir], "is a folder, not a file to write"),
         (analyze, ["norms", finished, "--csv", adir, "--quiet"], "is a folder, not a file to write"),
         (analyze, ["probes", finished, "--every", "0", "--quiet"], "argument --every: must be positive, got 0"),
+        (analyze, ["bogus", finished, "--quiet"], "unknown analysis 'bogus'; choose from fourier, norms"),
         (analyze, ["landscape", finished, "--max-events", "-1", "--quiet"],
          "argument --max-events: must be 0 or more, got -1"),
         (figures, [finished, "--out", tmp_path / "figs", "--spectra-per-arm", "-1"],

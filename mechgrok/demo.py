@@ -6,7 +6,8 @@ model memorises, two replay events happen), one process per arm, reads the run
 files back, prints the time-to-grok table (mechgrok.stats), runs the analyses
 (fourier, norms, landscape, probes), and writes the claims audit and figures to
 ``OUT/report/``. A verdict on the paper needs the full budgets and many seeds;
-this only shows the machinery working (every verdict says so: inconclusive).
+this only shows the machinery working: the run-based verdicts say so ("inconclusive
+at n = 1" or "no runs"); only C11 and C12 (exact counts, a property of the split) get one.
 """
 
 from __future__ import annotations

@@ -86,8 +86,11 @@ calibrate: $(STAMP)
 # would equal another arm; replay and evaluation every 50 steps (an interval chosen from the
 # memorisation step alone, before any run of it) give dream-early events before memorising. It
 # changes stated settings, so it is a calibration too and enters no verdict. Two runs side by side.
+# Seeds: 42,0,1 (the issue's 3; finished 2026-12-07), then 2-8, fixed on 2026-12-07 before any of
+# them ran, to 10 per arm, whatever the first three showed; no seeds are added after these. The
+# sweep starts seed by seed (every arm of a seed before the next), so a stop leaves arms balanced.
 timing: $(STAMP)
-	$(SWEEP) $(CAL) --dream-every 50 --eval-every 50 --arms baseline dream-early dream-plateau --seeds 42,0,1 --workers 2
+	$(SWEEP) $(CAL) --dream-every 50 --eval-every 50 --arms baseline dream-early dream-plateau --seeds 42,0-8 --workers 2
 
 # Stage 1c, the paper's single-seed times at more seeds (hard, stated reading). C3 also claims
 # baseline ~7800 and control ~7400 steps: each is tested by the sign test at 1.5x the claimed

@@ -34,14 +34,17 @@ clean-venv:
 DONE := --done results/runs.csv
 # Stage 1, pilot at the paper's settings: seed 42 plus two seeds, every regime; grokfast in hard.
 pilot: $(STAMP)
-	$(BIN)/python -m mechgrok.sweep --regimes hard --arms baseline dream control grokfast --seeds 42,0,1 --out runs --workers 1 $(DONE) & \
-	$(BIN)/python -m mechgrok.sweep --regimes easy medium --arms baseline dream control --seeds 42,0,1 --out runs --workers 1 $(DONE); wait
+	$(SWEEP) --regimes hard --arms baseline dream control grokfast --seeds 42,0,1 & \
+	$(SWEEP) --regimes easy medium --arms baseline dream control --seeds 42,0,1; wait
 
 # Stage 1b, screening of the claimed grok times with short budgets: a run with budget B shows
 # whether time-to-grok <= B (the first B steps are those of a full-budget run); it enters the
 # statistics of its reading as a run censored at B. Claimed: hard dream ~2000 (tested by 3000),
 # easy every arm ~200 (tested by 400); medium (C2: every arm groks quickly) by 2000.
-SWEEP := $(BIN)/python -m mechgrok.sweep --out runs --workers 1 $(DONE)
+# SWEEP: one run at a time (several SWEEP lines side by side use the two cores); SWEEP2: two workers
+SWEEP0 := $(BIN)/python -m mechgrok.sweep --out runs $(DONE)
+SWEEP := $(SWEEP0) --workers 1
+SWEEP2 := $(SWEEP0) --workers 2
 screen: $(STAMP)
 	( $(SWEEP) --regimes hard --arms dream --seeds 0-4 --steps 3000; \
 	  $(SWEEP) --regimes hard --arms baseline --seeds 0-4 --steps 3000 ) & \
@@ -70,7 +73,7 @@ random-split: $(STAMP)
 	$(SWEEP) --regimes easy --arms baseline dream --seeds 42,0,1 --steps 600 --split random; \
 	$(SWEEP) --regimes easy --arms control --seeds 42,0,1 --steps 600 --split random; \
 	$(SWEEP) --regimes medium --arms baseline dream --seeds 42 --steps 2000 --split random; \
-	$(SWEEP) --regimes medium --arms baseline dream --seeds 0,1 --steps 2000 --split random --workers 2
+	$(SWEEP2) --regimes medium --arms baseline dream --seeds 0,1 --steps 2000 --split random
 
 # Calibration, not a reading of the paper (it changes stated settings, so it enters no verdict):
 # does this trainer grok at settings where grokking is well documented (random 30% split,
@@ -90,7 +93,7 @@ calibrate: $(STAMP)
 # them ran, to 10 per arm, whatever the first three showed; no seeds are added after these. The
 # sweep starts seed by seed (every arm of a seed before the next), so a stop leaves arms balanced.
 timing: $(STAMP)
-	$(SWEEP) $(CAL) --dream-every 50 --eval-every 50 --arms baseline dream-early dream-plateau --seeds 42,0-8 --workers 2
+	$(SWEEP2) $(CAL) --dream-every 50 --eval-every 50 --arms baseline dream-early dream-plateau --seeds 42,0-8
 
 # Stage 1c, the paper's single-seed times at more seeds (hard, stated reading). C3 also claims
 # baseline ~7800 and control ~7400 steps: each is tested by the sign test at 1.5x the claimed
@@ -100,7 +103,7 @@ timing: $(STAMP)
 horizon: $(STAMP)
 	$(SWEEP) --regimes hard --arms baseline --seeds 0-3 --steps 12000 & \
 	$(SWEEP) --regimes hard --arms control --seeds 0-3 --steps 12000; wait
-	$(SWEEP) --regimes hard --arms dream --seeds 0-3 --workers 2
+	$(SWEEP2) --regimes hard --arms dream --seeds 0-3
 
 # Stage 5, the analyses on seed 42 of every hard-regime arm: its 30000-step runs are carried in the
 # table without their files (trained in an earlier session), so each arm is trained again to 12000

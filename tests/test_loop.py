@@ -164,3 +164,21 @@ def test_a_finished_run_is_left_alone(arm_runs):
     before = arm_runs["control"].stat().st_mtime_ns
     attrs = train(tiny("control"), arm_runs["control"])
     assert attrs["status"] == "complete" and arm_runs["control"].stat().st_mtime_ns == before
+
+
+def test_the_evaluation_interval_changes_what_is_measured_not_the_training(tmp_path):
+    # The report compares runs of one seed across evaluation intervals (the timing calibration's
+    # baseline at 50 steps beside the calibration's at 200): evaluation must not touch the weights,
+    # the optimiser, the replay memory or the random streams. (dream-plateau is the exception by
+    # design: it starts replaying at the evaluation that finds the run memorised.)
+    coarse, fine = tmp_path / "coarse.h5", tmp_path / "fine.h5"
+    train(tiny("dream", steps=200, eval_every=100), coarse)
+    train(tiny("dream", steps=200, eval_every=20), fine)
+    end = f"{200:07d}_end"
+    a, b = runstore.read_checkpoint(coarse, end), runstore.read_checkpoint(fine, end)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    mc, mf = runstore.read_table(coarse, "metrics"), runstore.read_table(fine, "metrics")
+    assert len(mf["step"]) > len(mc["step"])
+    shared = np.isin(mf["step"], mc["step"])
+    for column in ("step", "train_loss", "test_acc"):
+        assert np.array_equal(mc[column], mf[column][shared])

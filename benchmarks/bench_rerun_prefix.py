@@ -17,6 +17,7 @@ Writes ``benchmarks/results/bench_rerun_prefix.json`` (or ``--out``); exit code 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import sys
@@ -30,26 +31,25 @@ from mechgrok.cli import OneLineParser, positive_int, run_one_line  # noqa: E402
 from mechgrok.errors import MechgrokError  # noqa: E402
 
 
-def _text(values) -> list[str]:
-    """Accuracies as the curves table writes them (4 significant digits)."""
-    return [f"{float(v):.4g}" for v in values]
-
-
 def compare(row: dict, committed: dict, steps: int, workdir: Path) -> dict:
     """Train the row's config for ``steps`` steps on 1 thread and compare its curve with ``committed``."""
     from mechgrok import runstore
     from mechgrok.config import config_of_variant
     from mechgrok.loop import train
+    from mechgrok.results import four_digits
+
+    def text(values) -> list[str]:  # accuracies as the curves table writes them
+        return [four_digits(float(v)) for v in values]
 
     cfg = config_of_variant(row["variant"], arm=row["arm"], seed=row["seed"], steps=row["budget"])
     if cfg.config_hash() != row["config_hash"]:
         raise MechgrokError(f"{row['variant']} {row['arm']} seed {row['seed']}: the config rebuilt from the variant "
                             f"has hash {cfg.config_hash()}, the row {row['config_hash']}")
     path = workdir / f"{row['arm']}_seed{row['seed']}.h5"
-    train(config_of_variant(row["variant"], arm=row["arm"], seed=row["seed"], steps=steps), path, threads=1)
+    train(dataclasses.replace(cfg, steps=steps), path, threads=1)
     m = runstore.read_table(path, "metrics")
-    mine = dict(zip(map(int, m["step"]), zip(_text(m["test_acc"]), _text(m["train_acc"]))))
-    theirs = dict(zip(map(int, committed["step"]), zip(_text(committed["test_acc"]), _text(committed["train_acc"]))))
+    mine = dict(zip(map(int, m["step"]), zip(text(m["test_acc"]), text(m["train_acc"]))))
+    theirs = dict(zip(map(int, committed["step"]), zip(text(committed["test_acc"]), text(committed["train_acc"]))))
     shared = sorted(set(mine) & set(theirs))
     differ = [s for s in shared if mine[s] != theirs[s]]
     first = differ[0] if differ else None
@@ -69,16 +69,15 @@ def main(argv=None) -> int:
     ap.add_argument("--table", type=Path, default=ROOT / "results" / "runs.csv")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_rerun_prefix.json")
     args = ap.parse_args(argv)
-    from mechgrok.results import read_csv, read_curves
+    from mechgrok.results import read_csv, read_curves, select
     from mechgrok.sweep import parse_seeds
 
     seeds = parse_seeds(args.seeds)
-    rows = [r for r in read_csv(args.table) if r["variant"] == args.variant and r["arm"] == args.arm
-            and r["finished"] and r["seed"] in seeds]
+    rows = select(read_csv(args.table), variant=args.variant, arm=args.arm, finished=True)
     curves = read_curves(args.table.with_name("curves.csv"))
     chosen = []
     for seed in seeds:
-        mine = [r for r in rows if r["seed"] == seed and r["config_hash"] in curves]
+        mine = [r for r in select(rows, seed=seed) if r["config_hash"] in curves]
         if not mine:
             raise MechgrokError(f"{args.table}: no finished {args.variant} {args.arm} seed {seed} with a curve")
         chosen.append(max(mine, key=lambda r: r["budget"]))

@@ -242,6 +242,11 @@ def collect(paths, allow_empty: bool = False) -> tuple[list[dict], list[str]]:
 CURVE_COLUMNS = ("config_hash", "step", "test_acc", "train_acc", "replay_steps")
 
 
+def four_digits(value) -> str:
+    """A float as the curves and analyses tables write it: 4 significant digits."""
+    return f"{value:.4g}"
+
+
 def curve_of(path: str | os.PathLike) -> dict:
     """A run's learning curve from its file: evaluation steps, test and train accuracy, and the
     steps of its replay events that replayed something (arrays)."""
@@ -267,7 +272,7 @@ def write_curves(rows: list[dict], path: str | os.PathLike) -> None:
             c = curve(r) if r["finished"] else None
             if c is not None:
                 w.writerow([r["config_hash"], " ".join(str(int(v)) for v in c["step"]),
-                            *(" ".join(f"{v:.4g}" for v in c[k]) for k in ("test_acc", "train_acc")),
+                            *(" ".join(map(four_digits, c[k])) for k in ("test_acc", "train_acc")),
                             " ".join(str(int(v)) for v in c["replay_steps"])])
 
 
@@ -339,7 +344,7 @@ def _cells(a: np.ndarray, exact: bool) -> tuple[str, str]:
     if a.dtype.kind in "iub":
         return "i", " ".join(str(int(v)) for v in a.ravel())
     if a.dtype.kind == "f":
-        return "f", " ".join(repr(float(v)) if exact else f"{v:.4g}" for v in a.ravel())
+        return "f", " ".join(repr(float(v)) if exact else four_digits(v) for v in a.ravel())
     if any(" " in str(v) or not str(v) for v in a.ravel()):
         raise MechgrokError(f"cannot carry strings with spaces or empty strings: {a.ravel()[:3]}")
     return "s", " ".join(str(v) for v in a.ravel())

@@ -13,6 +13,8 @@ Metrics (each a plain function on arrays, so tests can plant structure):
   rows 0..p-1) or columns (W_U) are indexed by tokens;
 - ``key_frequencies``: the smallest set of frequencies holding at least
   ``KEY_ENERGY`` (80%) of the non-constant energy (squared norm) of W_E;
+- ``key_overlap``: the share of two spectra's key frequencies they have in common
+  (Jaccard), e.g. whether two runs reached the same Fourier solution;
 - sparsity of the non-constant spectrum: Gini coefficient of the frequency
   energies, inverse participation ratio (1/sum(e_k^2) for energies normalised to
   sum 1: the effective number of frequencies), share of energy in the top
@@ -107,6 +109,14 @@ def key_frequencies(norms: np.ndarray, fraction: float = KEY_ENERGY) -> np.ndarr
     cum = np.cumsum(e[order]) / e.sum()
     n = int(np.searchsorted(cum, fraction - 1e-12) + 1)
     return order[:n] + 1
+
+
+def key_overlap(norms_a: np.ndarray, norms_b: np.ndarray, fraction: float = KEY_ENERGY) -> float:
+    """How far two spectra share their key frequencies: |A & B| / |A | B| of their
+    ``key_frequencies`` sets (Jaccard; 1 = the same set, 0 = none shared); NaN where both are empty."""
+    a = set(key_frequencies(norms_a, fraction).tolist())
+    b = set(key_frequencies(norms_b, fraction).tolist())
+    return len(a & b) / len(a | b) if a | b else math.nan
 
 
 def sparsity(norms: np.ndarray, top: int = TOP_N) -> dict:

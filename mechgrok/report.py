@@ -27,8 +27,8 @@ from .audit import (ALPHA, EQUIVALENCE, MIN_SEEDS, PAPER, PEAK_LEVEL, Audit, Ver
                     fmt, grokked_earlier, is_calibration, reading_of, readings, seed_speedup, speedup_effect)
 from .config import OPEN_CHOICES, REGIMES, make_config, reading_settings, stated_changes
 from .errors import MechgrokError, out_dir
-from .fourier import step_or_never
-from .results import (compute_bounds_text, device_of, finished, has_file, load, no_runs_error, process_seconds,
+from .fourier import key_overlap, step_or_never
+from .results import (analysed, compute_bounds_text, device_of, finished, has_file, load, no_runs_error, process_seconds,
                       seed_ranges, select, SUMMARY_COLUMNS, write_analyses, write_csv, write_curves)
 
 
@@ -392,7 +392,44 @@ def _mechanistic_section(rows: list[dict]) -> str:
     out.append(_md_table(["variant", "arm", "seed", "steps", "emergence", "to event", "top-5 share", "logit emergence",
                           "logit restricted", "event/window",
                           "mem->alg barrier", "chord", "mem->final chord", "event barrier", "(a+b) probe"], body))
-    return "\n".join(out) + "\n"
+    return "\n".join(out + _solution_overlap(rows)) + "\n"
+
+
+def _solution_overlap(rows: list[dict]) -> list[str]:
+    """Which Fourier solution the runs that grokked reached, compared (descriptive, no verdict): the
+    overlap (fourier.key_overlap) of W_E's key frequencies at their final checkpoints, per variant, for
+    the two arms of one seed (each other arm against baseline) and for two seeds of one arm."""
+    final = {}  # variant -> arm -> seed -> W_E's frequency norms at the final checkpoint
+    for r, arrays, _ in analysed(rows, "fourier", "we_norms"):
+        if r["grokked"]:
+            final.setdefault(r["variant"], {}).setdefault(r["arm"], {})[r["seed"]] = arrays["we_norms"][-1]
+    body = []
+    for variant, arms in sorted(final.items()):
+        pairs = {}
+        base = arms.get("baseline", {})
+        for arm in sorted(a for a in arms if a != "baseline"):
+            pairs[f"{arm} vs baseline, same seed"] = [(arms[arm][s], base[s]) for s in sorted(set(arms[arm]) & set(base))]
+        for arm in sorted(arms):
+            seeds = sorted(arms[arm])
+            pairs[f"{arm}, two seeds"] = [(arms[arm][s], arms[arm][t]) for i, s in enumerate(seeds) for t in seeds[i + 1:]]
+        for label, pp in pairs.items():
+            j = np.array([key_overlap(a, b) for a, b in pp])
+            j = j[~np.isnan(j)]
+            if len(j):
+                q1, med, q3 = np.percentile(j, [25, 50, 75])
+                body.append([variant, label, str(len(j)), f"{_cell(med)} ({_cell(q1)}-{_cell(q3)})",
+                             f"{int(np.sum(j == 1))}/{len(j)}", f"{int(np.sum(j == 0))}/{len(j)}"])
+    if not body:
+        return []
+    return ["", "Which Fourier solution the runs reached (descriptive, no verdict): W_E's key frequencies at the final "
+            "checkpoint of each run that grokked (the fewest frequencies holding 80% of its energy, mechgrok/fourier.py), "
+            "two runs compared by the share of their key frequencies they have in common (shared / either's; 1: "
+            "the same set, 0: none shared); median (quartiles) over the pairs. 'Same seed': the two arms of one "
+            "seed, which start from the same initialisation and training pairs; 'two seeds': every pair of seeds "
+            "of one arm, the reference for how alike two independent solutions are (a seed fixes the "
+            "initialisation and, under split=random, the training pairs).",
+            "", _md_table(["variant", "runs compared", "pairs", "overlap, median (quartiles)", "the same set",
+                           "none shared"], body)]
 
 
 GPU_BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench_batch_cuda.json"

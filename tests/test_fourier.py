@@ -130,3 +130,13 @@ def test_emergence_rule():
     assert F.emergence(steps, [0.1, 0.6, 0.7, 0.9], [4.0, 2.0, 0.5, 0.1]) == 800
     assert F.emergence(steps, [0.1] * 4, [0.1] * 4) == -1
     assert F.emergence(steps, None, [4.0, 2.0, 0.5, 0.1]) == 800  # the logit reading: loss alone
+
+
+def test_key_overlap_counts_the_key_frequencies_two_spectra_share():
+    p = 13
+    norms = {keys: F.frequency_norms(_planted_embedding(p, {k: 3.0 for k in keys}))[1]
+             for keys in ((2, 5), (5, 6), (1, 3))}
+    assert F.key_overlap(norms[(2, 5)], norms[(2, 5)]) == 1.0
+    assert F.key_overlap(norms[(2, 5)], norms[(5, 6)]) == pytest.approx(1 / 3)  # {5} of {2, 5, 6}
+    assert F.key_overlap(norms[(2, 5)], norms[(1, 3)]) == 0.0
+    assert math.isnan(F.key_overlap(np.zeros(6), np.zeros(6)))

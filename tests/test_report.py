@@ -728,3 +728,28 @@ def test_analysis_figures_stay_readable_with_many_seeds(tmp_path):
     plt.close(fig)
     assert labels == ["baseline (31 runs; 15 never grokked: to final)", "dream (31 runs; 15 never grokked: to final)",
                       "control (31 runs; 15 never grokked: to final)", "train", "test"]
+
+
+def test_the_solutions_runs_reached_are_compared_same_seed_across_arms_and_across_seeds(tmp_path):
+    """Runs that grokked, with planted final W_E spectra: the two arms of a seed share some key
+    frequencies, two seeds of one arm none; a run that never grokked is left out."""
+    p = 97
+    keys = {("baseline", 0): (3, 7), ("dream", 0): (3, 8), ("baseline", 1): (11, 20), ("dream", 1): (11, 20),
+            ("baseline", 2): (30, 31)}
+    for (arm, seed) in keys:
+        synth_run(tmp_path / f"{arm}{seed}.h5", arm, seed, 2000)
+    synth_run(tmp_path / "dream2.h5", "dream", 2, None, budget=3000)
+    rows, _ = collect([tmp_path])
+    for r in rows:
+        norms = np.zeros(48)
+        norms[[k - 1 for k in keys.get((r["arm"], r["seed"]), (40, 41))]] = 1.0
+        r.update(carried=True, analyses={"fourier": ({"step": np.array([0, 2000]), "we_norms": np.stack([norms, norms])},
+                                                     {"p": p})})
+    lines = "\n".join(report._solution_overlap(rows)).splitlines()
+    table = [ln for ln in lines if ln.startswith("| hard")]
+    # same seed: seed 0 shares {3} of {3, 7, 8}, seed 1 the whole set; seed 2's dream never grokked
+    assert table == ["| hard | dream vs baseline, same seed | 2 | 0.667 (0.5-0.833) | 1/2 | 0/2 |",
+                     "| hard | baseline, two seeds | 3 | 0 (0-0) | 0/3 | 3/3 |",
+                     "| hard | dream, two seeds | 1 | 0 (0-0) | 0/1 | 1/1 |"]
+    assert "descriptive, no verdict" in lines[1]
+    assert report._solution_overlap([r for r in rows if not r["grokked"]]) == []

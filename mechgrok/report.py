@@ -27,7 +27,7 @@ from .audit import (ALPHA, EQUIVALENCE, MIN_SEEDS, PAPER, PEAK_LEVEL, Audit, Ver
                     fmt, grokked_earlier, is_calibration, reading_of, readings, seed_speedup, speedup_effect)
 from .config import OPEN_CHOICES, REGIMES, make_config, reading_settings, stated_changes
 from .errors import MechgrokError, out_dir
-from .fourier import key_overlap, step_or_never
+from .fourier import key_frequencies, key_overlap, step_or_never
 from .results import (analysed, compute_bounds_text, device_of, finished, has_file, load, no_runs_error, process_seconds,
                       seed_ranges, select, SUMMARY_COLUMNS, write_analyses, write_csv, write_curves)
 
@@ -417,7 +417,9 @@ def _solution_overlap(rows: list[dict]) -> list[str]:
             j = j[~np.isnan(j)]
             if len(j):
                 q1, med, q3 = np.percentile(j, [25, 50, 75])
-                body.append([variant, label, str(len(j)), f"{_cell(med)} ({_cell(q1)}-{_cell(q3)})",
+                runs = {id(x): x for pair in pp for x in pair}.values()  # each run once
+                n_keys = np.median([len(key_frequencies(x)) for x in runs])
+                body.append([variant, label, str(len(j)), _cell(n_keys), f"{_cell(med)} ({_cell(q1)}-{_cell(q3)})",
                              f"{int(np.sum(j == 1))}/{len(j)}", f"{int(np.sum(j == 0))}/{len(j)}"])
     if not body:
         return []
@@ -427,9 +429,11 @@ def _solution_overlap(rows: list[dict]) -> list[str]:
             "the same set, 0: none shared); median (quartiles) over the pairs. 'Same seed': the two arms of one "
             "seed, which start from the same initialisation and training pairs; 'two seeds': every pair of seeds "
             "of one arm, the reference for how alike two independent solutions are (a seed fixes the "
-            "initialisation and, under split=random, the training pairs).",
-            "", _md_table(["variant", "runs compared", "pairs", "overlap, median (quartiles)", "the same set",
-                           "none shared"], body)]
+            "initialisation and, under split=random, the training pairs). 'Keys per run': the median size of "
+            "the compared runs' key sets; where it is large (weak weight decay leaves W_E spread, "
+            "mechgrok/fourier.py, 'Why both'), a high overlap says less.",
+            "", _md_table(["variant", "runs compared", "pairs", "keys per run", "overlap, median (quartiles)",
+                           "the same set", "none shared"], body)]
 
 
 GPU_BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench_batch_cuda.json"

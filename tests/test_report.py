@@ -748,8 +748,8 @@ def test_the_solutions_runs_reached_are_compared_same_seed_across_arms_and_acros
     lines = "\n".join(report._solution_overlap(rows)).splitlines()
     table = [ln for ln in lines if ln.startswith("| hard")]
     # same seed: seed 0 shares {3} of {3, 7, 8}, seed 1 the whole set; seed 2's dream never grokked
-    assert table == ["| hard | dream vs baseline, same seed | 2 | 0.667 (0.5-0.833) | 1/2 | 0/2 |",
-                     "| hard | baseline, two seeds | 3 | 0 (0-0) | 0/3 | 3/3 |",
-                     "| hard | dream, two seeds | 1 | 0 (0-0) | 0/1 | 1/1 |"]
+    assert table == ["| hard | dream vs baseline, same seed | 2 | 2 | 0.667 (0.5-0.833) | 1/2 | 0/2 |",
+                     "| hard | baseline, two seeds | 3 | 2 | 0 (0-0) | 0/3 | 3/3 |",
+                     "| hard | dream, two seeds | 1 | 2 | 0 (0-0) | 0/1 | 1/1 |"]
     assert "descriptive, no verdict" in lines[1]
     assert report._solution_overlap([r for r in rows if not r["grokked"]]) == []

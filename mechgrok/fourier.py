@@ -13,7 +13,7 @@ Metrics (each a plain function on arrays, so tests can plant structure):
   rows 0..p-1) or columns (W_U) are indexed by tokens;
 - ``key_frequencies``: the smallest set of frequencies holding at least
   ``KEY_ENERGY`` (80%) of the non-constant energy (squared norm) of W_E;
-- ``key_overlap``: the share of two spectra's key frequencies they have in common
+- ``key_overlap``: the share of two key-frequency sets that both hold
   (Jaccard), e.g. whether two runs reached the same Fourier solution;
 - sparsity of the non-constant spectrum: Gini coefficient of the frequency
   energies, inverse participation ratio (1/sum(e_k^2) for energies normalised to
@@ -111,11 +111,10 @@ def key_frequencies(norms: np.ndarray, fraction: float = KEY_ENERGY) -> np.ndarr
     return order[:n] + 1
 
 
-def key_overlap(norms_a: np.ndarray, norms_b: np.ndarray, fraction: float = KEY_ENERGY) -> float:
-    """How far two spectra share their key frequencies: |A & B| / |A | B| of their
-    ``key_frequencies`` sets (Jaccard; 1 = the same set, 0 = none shared); NaN where both are empty."""
-    a = set(key_frequencies(norms_a, fraction).tolist())
-    b = set(key_frequencies(norms_b, fraction).tolist())
+def key_overlap(keys_a, keys_b) -> float:
+    """How far two sets of key frequencies (``key_frequencies`` of two spectra) are shared:
+    |A & B| / |A | B| (Jaccard; 1 = the same set, 0 = none shared); NaN where both are empty."""
+    a, b = {int(k) for k in keys_a}, {int(k) for k in keys_b}
     return len(a & b) / len(a | b) if a | b else math.nan
 
 

@@ -399,26 +399,28 @@ def _solution_overlap(rows: list[dict]) -> list[str]:
     """Which Fourier solution the runs that grokked reached, compared (descriptive, no verdict): the
     overlap (fourier.key_overlap) of W_E's key frequencies at their final checkpoints, per variant, for
     the two arms of one seed (each other arm against baseline) and for two seeds of one arm."""
-    final = {}  # variant -> arm -> seed -> W_E's frequency norms at the final checkpoint
+    final = {}  # variant -> arm -> seed -> W_E's key frequencies at the final checkpoint
     for r, arrays, _ in analysed(rows, "fourier", "we_norms"):
         if r["grokked"]:
-            final.setdefault(r["variant"], {}).setdefault(r["arm"], {})[r["seed"]] = arrays["we_norms"][-1]
+            final.setdefault(r["variant"], {}).setdefault(r["arm"], {})[r["seed"]] = key_frequencies(arrays["we_norms"][-1])
     body = []
     for variant, arms in sorted(final.items()):
-        pairs = {}
+        pairs = {}  # label -> (the pairs of key sets compared, the key set of each run in them)
         base = arms.get("baseline", {})
         for arm in sorted(a for a in arms if a != "baseline"):
-            pairs[f"{arm} vs baseline, same seed"] = [(arms[arm][s], base[s]) for s in sorted(set(arms[arm]) & set(base))]
+            shared = sorted(set(arms[arm]) & set(base))
+            pairs[f"{arm} vs baseline, same seed"] = ([(arms[arm][s], base[s]) for s in shared],
+                                                      [arms[arm][s] for s in shared] + [base[s] for s in shared])
         for arm in sorted(arms):
             seeds = sorted(arms[arm])
-            pairs[f"{arm}, two seeds"] = [(arms[arm][s], arms[arm][t]) for i, s in enumerate(seeds) for t in seeds[i + 1:]]
-        for label, pp in pairs.items():
+            pairs[f"{arm}, two seeds"] = ([(arms[arm][s], arms[arm][t]) for i, s in enumerate(seeds) for t in seeds[i + 1:]],
+                                          [arms[arm][s] for s in seeds])
+        for label, (pp, runs) in pairs.items():
             j = np.array([key_overlap(a, b) for a, b in pp])
             j = j[~np.isnan(j)]
             if len(j):
                 q1, med, q3 = np.percentile(j, [25, 50, 75])
-                runs = {id(x): x for pair in pp for x in pair}.values()  # each run once
-                n_keys = np.median([len(key_frequencies(x)) for x in runs])
+                n_keys = np.median([len(k) for k in runs])
                 body.append([variant, label, str(len(j)), _cell(n_keys), f"{_cell(med)} ({_cell(q1)}-{_cell(q3)})",
                              f"{int(np.sum(j == 1))}/{len(j)}", f"{int(np.sum(j == 0))}/{len(j)}"])
     if not body:

@@ -166,6 +166,19 @@ def test_a_finished_run_is_left_alone(arm_runs):
     assert attrs["status"] == "complete" and arm_runs["control"].stat().st_mtime_ns == before
 
 
+def test_a_baseline_trains_the_same_whatever_its_replay_interval(tmp_path):
+    # A baseline never replays: its events only evaluate and checkpoint, so the timing calibration's
+    # baselines (events every 50 steps) are reruns of the calibration's (every 400;
+    # benchmarks/bench_rounding.py compares them).
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    train(tiny("baseline", steps=200, dream_every=100), a)
+    train(tiny("baseline", steps=200, dream_every=40), b)
+    assert len(runstore.read_table(b, "events")["step"]) > len(runstore.read_table(a, "events")["step"])
+    end = f"{200:07d}_end"
+    x, y = runstore.read_checkpoint(a, end), runstore.read_checkpoint(b, end)
+    assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
+
+
 def test_the_evaluation_interval_changes_what_is_measured_not_the_training(tmp_path):
     # The report compares runs of one seed across evaluation intervals (the timing calibration's
     # baseline at 50 steps beside the calibration's at 200): evaluation must not touch the weights,

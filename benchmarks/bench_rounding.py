@@ -12,8 +12,9 @@ evaluation steps are also B's. For each seed with a finished row of the arm in b
 longest budget of each):
 
 - each run's grok step on A's evaluation grid: A's recorded one, and B's read from its learning curve
-  (``results/curves.csv``) at A's steps with the same threshold; the ratio A / B of the two, and the
-  fold change max(ratio, 1 / ratio);
+  (``results/curves.csv``) at A's steps with the same threshold (the curve keeps 4 significant
+  digits, so an accuracy less than 5e-5 below the threshold reads as reaching it); the ratio A / B
+  of the two, and the fold change max(ratio, 1 / ratio);
 - whether the two curves are the same text at 4 significant digits at every step they share, and the
   first step where they differ (unknown where the table carries no curve for one of them). Curves
   that agree come from the same computation; curves that differ from step s were computed with

@@ -73,17 +73,16 @@ def grok_on_grid(curve: dict, every: int, threshold: float) -> int | None:
 
 
 def first_difference(a: dict | None, b: dict | None) -> tuple[int, int | None] | None:
-    """(steps compared, first step where the curves differ at 4 digits or None); None without both."""
+    """(steps compared, first step where the curves differ or None); None without both. Both curves
+    come from the curves table, which wrote them at 4 significant digits, so equal values are equal text."""
     if a is None or b is None:
         return None
-    from mechgrok.results import four_digits
 
-    def text(c):
-        return {int(s): (four_digits(float(t)), four_digits(float(r)))
-                for s, t, r in zip(c["step"], c["test_acc"], c["train_acc"])}
-    ta, tb = text(a), text(b)
-    shared = sorted(set(ta) & set(tb))
-    return len(shared), next((s for s in shared if ta[s] != tb[s]), None)
+    def values(c):
+        return {int(s): (t, r) for s, t, r in zip(c["step"], c["test_acc"], c["train_acc"])}
+    va, vb = values(a), values(b)
+    shared = sorted(set(va) & set(vb))
+    return len(shared), next((s for s in shared if va[s] != vb[s]), None)
 
 
 def fold(ratio: float) -> float:
@@ -178,16 +177,9 @@ def main(argv=None) -> int:
     out = {"variant": args.variant, "rerun": args.rerun, "arm": args.arm, "seeds": seeds,
            "seeds_missing": missing, "pairs": pairs, "summary_by_curves": summary, "context": ctx}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1, default=_plain) + "\n")
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0
-
-
-def _plain(value):
-    """numpy scalars as Python numbers, for JSON."""
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(type(value).__name__)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -35,6 +36,23 @@ def run_cli(*args, timeout=300):
     """Run ``python -m mechgrok.train ARGS`` and return the completed process."""
     return subprocess.run([sys.executable, "-m", "mechgrok.train", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def alter_test_acc(curves_csv, config_hash: str, steps, new) -> None:
+    """Rewrite one run's test accuracy in a curves table (``results.write_curves``) at ``steps``:
+    ``new(old value)``, written at 4 significant digits as the table writes it."""
+    with open(curves_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    (row,) = [r for r in rows if r["config_hash"] == config_hash]
+    acc, where = row["test_acc"].split(), row["step"].split()
+    for step in steps:
+        i = where.index(str(step))
+        acc[i] = f"{new(float(acc[i])):.4g}"
+    row["test_acc"] = " ".join(acc)
+    with open(curves_csv, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 TINY_FLAGS = ["--regime", "hard", "--p", 13, "--train-end", 6, "--steps", 300, "--eval-every", 50,

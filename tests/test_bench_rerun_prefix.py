@@ -1,12 +1,11 @@
 """benchmarks/bench_rerun_prefix.py, run whole on a tiny run carried in a results table: its first
 steps trained again match the committed curve, and an altered curve is caught at its step."""
 
-import csv
 import json
 import subprocess
 import sys
 
-from conftest import ROOT, tiny
+from conftest import ROOT, alter_test_acc, tiny
 from mechgrok.loop import train
 from mechgrok.results import collect, write_csv, write_curves
 
@@ -34,14 +33,7 @@ def test_prefix_rerun_matches_the_table_and_an_altered_curve_is_caught(tmp_path)
     assert r["same_at_4_digits"] and r["steps_compared"] == [0, 50, 100, 150] and r["recorded_threads"] == 1
 
     # one committed test accuracy changed in its last digit: found at that step, exit code 1
-    curves = list(csv.DictReader(open(table.with_name("curves.csv"))))
-    acc = curves[0]["test_acc"].split()
-    acc[2] = f"{float(acc[2]) + 0.001:.4g}"
-    curves[0]["test_acc"] = " ".join(acc)
-    with open(table.with_name("curves.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(curves[0]))
-        w.writeheader()
-        w.writerows(curves)
+    alter_test_acc(table.with_name("curves.csv"), rows[0]["config_hash"], (100,), lambda v: v + 0.001)
     proc = _bench("--variant", variant, "--arm", "baseline", "--seeds", 3, "--steps", 150, "--table", table,
                   "--out", out)
     assert proc.returncode == 1, proc.stderr

@@ -2,13 +2,12 @@
 trained again with other evaluation and replay intervals is the same computation (same curve, same
 grok step on the first run's grid); an altered curve is read as a rerun that grokked elsewhere."""
 
-import csv
 import json
 import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, groks
+from conftest import ROOT, alter_test_acc, groks
 from mechgrok.errors import MechgrokError
 from mechgrok.loop import train
 from mechgrok.results import collect, write_csv, write_curves
@@ -54,16 +53,7 @@ def test_a_rerun_of_the_same_arithmetic_matches_and_an_altered_curve_is_read_as_
 
     # the rerun's curve altered at steps 50 and 100 to cross the threshold there: the curves differ
     # from step 100, and the rerun's grok step on the first grid is 100 (50 is not on it)
-    curves = list(csv.DictReader(open(table.with_name("curves.csv"))))
-    (row,) = [c for c in curves if c["config_hash"] == cfgs["rerun"].config_hash()]
-    acc = row["test_acc"].split()
-    for step in ("50", "100"):
-        acc[row["step"].split().index(step)] = "0.99"
-    row["test_acc"] = " ".join(acc)
-    with open(table.with_name("curves.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(curves[0]))
-        w.writeheader()
-        w.writerows(curves)
+    alter_test_acc(table.with_name("curves.csv"), cfgs["rerun"].config_hash(), (50, 100), lambda _: 0.99)
     proc = _bench("--variant", first, "--rerun", rerun, "--seeds", seed, "--table", table, "--out", out)
     assert proc.returncode == 0, proc.stderr
     (pair,) = json.loads(out.read_text())["pairs"]
